@@ -1,0 +1,357 @@
+"""``intents-indexer``: run, backfill, migrate, status, query, simulate."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+import structlog
+
+from indexer import __version__, logs
+from indexer.config import ConfigError, Settings, load_settings
+
+log = structlog.get_logger("indexer")
+
+EXIT_CONFIG = 2
+EXIT_RUNTIME = 1
+
+
+def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="INDEXER_CONFIG",
+                     help="TOML file with settings (keys named like the INDEXER_* variables, lower case)."),
+        click.option("--store", help="ClickHouse DSN: chdb://PATH (embedded, default chdb://./data) or "
+                                     "http(s)://user:pass@host:8123/database. [env INDEXER_STORE]"),
+        click.option("--database", help="Database holding the tables (default near_intents). [env INDEXER_DATABASE]"),
+        click.option("--log-format", type=click.Choice(["auto", "console", "json"]),
+                     help="Log as console lines or JSON; auto picks console on a terminal. [env INDEXER_LOG_FORMAT]"),
+        click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+                     help="Lowest level logged (default info). [env INDEXER_LOG_LEVEL]"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _ingest_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--source", help="lake | neardata | files:PATH | auto (default: lake when AWS credentials "
+                                      "are configured, else neardata). [env INDEXER_SOURCE]"),
+        click.option("--contract", "contracts", multiple=True,
+                     help="Tracked contract as ACCOUNT[:ROLE], repeatable. ROLE: verifier (NEAR Intents dip4, as "
+                          "intents.near), workshop-verifier, workshop-solver, or none (NEP-297 events and receipts "
+                          "only). Default intents.near:verifier. [env INDEXER_CONTRACTS, comma-separated]"),
+        click.option("--solver-account", "solver_accounts", multiple=True,
+                     help="Account known to be a solver, repeatable. [env INDEXER_SOLVER_ACCOUNTS]"),
+        click.option("--network", type=click.Choice(["mainnet", "testnet"]),
+                     help="NEAR network (default mainnet). [env INDEXER_NETWORK]"),
+        click.option("--lake-endpoint", help="S3 endpoint URL of a self-hosted or S3-compatible Lake mirror. "
+                                             "[env INDEXER_LAKE_ENDPOINT]"),
+        click.option("--lake-bucket", help="Lake bucket (default near-lake-data-<network>). [env INDEXER_LAKE_BUCKET]"),
+        click.option("--neardata-url", help="neardata API base URL (default https://<network>.neardata.xyz). "
+                                            "[env INDEXER_NEARDATA_URL]"),
+        click.option("--prefetch", type=int, help="Blocks fetched concurrently ahead of decoding (default 16). "
+                                                  "[env INDEXER_PREFETCH]"),
+        click.option("--strict-chain/--no-strict-chain", default=None,
+                     help="Stop when a block's prev_hash does not match the previous block (default: record it "
+                          "in dead_letters and go on). [env INDEXER_STRICT_CHAIN]"),
+        click.option("--resolve-all-tx/--no-resolve-all-tx", default=None,
+                     help="Decode every shard so that every receipt's tx_hash is resolved; slower, since shards "
+                          "that never mention a tracked account are otherwise skipped. [env INDEXER_RESOLVE_ALL_TX]"),
+        click.option("--migrate/--no-migrate", "auto_migrate", default=None,
+                     help="Apply pending migrations before indexing (default on). [env INDEXER_AUTO_MIGRATE]"),
+        click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on this port while indexing. "
+                                                      "[env INDEXER_METRICS_PORT]"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _settings(kwargs: dict[str, Any]) -> Settings:
+    config_file = kwargs.pop("config_file", None)
+    for key in ("contracts", "solver_accounts"):
+        if key in kwargs and kwargs[key]:
+            kwargs[key] = list(kwargs[key])
+        else:
+            kwargs.pop(key, None)
+    try:
+        settings = load_settings(config_file, **kwargs)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    logs.configure(settings.log_format, settings.log_level)
+    return settings
+
+
+def _fail(message: str, code: int = EXIT_RUNTIME) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _open_store(settings: Settings, *, migrate: bool):
+    from indexer.store import migrations
+    from indexer.store.client import Store, StoreError
+
+    try:
+        store = Store(settings.store, settings.database)
+        if migrate:
+            applied = migrations.migrate(store)
+            if applied:
+                log.info("migrations applied", versions=[m.version for m in applied])
+        return store
+    except (StoreError, migrations.MigrationError) as exc:
+        _fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="intents-indexer")
+def main() -> None:
+    """Index NEAR Intents Verifier and Solver activity from NEAR blocks into ClickHouse.
+
+    Every option can also be set with an INDEXER_* environment variable or in a TOML file
+    given with --config; flags win over the environment, which wins over the file.
+    """
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda s=sig: (log.info("stopping after the current batch", signal=s.name),
+                                                    stop.set()))
+
+
+async def _serve_metrics(settings: Settings):  # type: ignore[no-untyped-def]
+    if settings.metrics_port is None:
+        return None
+    from aiohttp import web
+    from prometheus_client.aiohttp import make_aiohttp_handler
+
+    from indexer.metrics import REGISTRY
+
+    app = web.Application()
+    app.router.add_get("/metrics", make_aiohttp_handler(REGISTRY))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
+    log.info("serving metrics", url=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics")
+    return runner
+
+
+@main.command()
+@_store_options
+@_ingest_options
+@click.option("--start-block", type=int, help="Height to start from when there is no checkpoint yet "
+                                              "(default: the latest final block).")
+def run(start_block: int | None, **kwargs: Any) -> None:
+    """Follow the chain forever from the checkpoint, --start-block, or the latest final block.
+
+    SIGINT/SIGTERM finish the current batch, write the checkpoint and exit 0. When the source
+    cannot be reached the daemon says so and retries with backoff.
+    """
+    settings = _settings(kwargs)
+    store = _open_store(settings, migrate=settings.auto_migrate)
+    asyncio.run(_run(settings, store, start_block))
+
+
+async def _run(settings: Settings, store: Any, start_block: int | None) -> None:
+    from indexer.pipeline import ChainBreakError, Pipeline, plan_live
+    from indexer.sources import SourceError, open_source
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    metrics_runner = await _serve_metrics(settings)
+    delay = settings.retry_base_delay
+    try:
+        while not stop.is_set():
+            try:
+                async with open_source(settings) as source:
+                    plan = await plan_live(store, source, start_block)
+                    log.info("indexing", source=source.name, from_height=plan.resume_height,
+                             contracts=settings.contracts)
+                    progress = await Pipeline(settings, store, source, plan, _log_progress(plan)).run(stop)
+                    delay = settings.retry_base_delay
+                    log.info("stopped", height=progress.height, blocks=progress.blocks)
+            except SourceError as exc:
+                log.error("source unavailable; retrying", error=str(exc), retry_in_s=round(delay, 1))
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, max(settings.retry_max_delay, 30.0))
+            except ChainBreakError as exc:
+                _fail(str(exc))
+    finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
+        store.close()
+
+
+def _log_progress(plan: Any, every: float = 10.0) -> Callable[[Any], None]:
+    last = [time.monotonic()]
+
+    def report(p: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] < every:
+            return
+        last[0] = now
+        fields: dict[str, Any] = {
+            "height": p.height, "blocks": p.blocks, "blocks_per_s": round(p.blocks / p.elapsed, 1),
+            "mb_per_s": round(p.bytes / p.elapsed / 1e6, 1),
+        }
+        if p.end_height is not None:
+            remaining = max(p.end_height - p.height, 0)
+            span = max(p.height - p.start_height + 1, 1)
+            fields["percent"] = round(100 * (1 - remaining / max(p.end_height - p.start_height + 1, 1)), 1)
+            fields["eta_s"] = round(remaining * p.elapsed / span)
+        log.info("progress", **fields)
+
+    return report
+
+
+@main.command()
+@_store_options
+@_ingest_options
+@click.option("--from", "from_height", type=int, required=True, help="First height to index.")
+@click.option("--to", "to_height", type=int, help="Last height to index (default: the latest final block).")
+@click.option("--progress/--no-progress", "show_progress", default=None,
+              help="Progress bar (default: on a terminal; periodic log lines otherwise).")
+def backfill(from_height: int, to_height: int | None, show_progress: bool | None, **kwargs: Any) -> None:
+    """Index the heights --from..--to and exit.
+
+    Interrupted backfills resume from their checkpoint; running a finished range again
+    re-indexes it, leaving the tables as one clean run would.
+    """
+    settings = _settings(kwargs)
+    store = _open_store(settings, migrate=settings.auto_migrate)
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    code = asyncio.run(_backfill(settings, store, from_height, to_height, show_progress))
+    sys.exit(code)
+
+
+async def _backfill(settings: Settings, store: Any, start: int, end: int | None, show_progress: bool) -> int:
+    from indexer.pipeline import ChainBreakError, Pipeline, plan_backfill
+    from indexer.sources import SourceError, open_source
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    metrics_runner = await _serve_metrics(settings)
+    try:
+        async with open_source(settings) as source:
+            if end is None:
+                end = await source.final_head()
+            if end < start:
+                _fail(f"--to {end} is below --from {start}", EXIT_CONFIG)
+            plan = await asyncio.to_thread(plan_backfill, store, start, end)
+            log.info("backfill", source=source.name, from_height=plan.resume_height, to_height=end,
+                     contracts=settings.contracts)
+            if show_progress:
+                progress = await _with_progress_bar(settings, store, source, plan, stop)
+            else:
+                progress = await Pipeline(settings, store, source, plan, _log_progress(plan)).run(stop)
+        log.info("backfill finished" if not stop.is_set() else "backfill interrupted; run it again to resume",
+                 height=progress.height, blocks=progress.blocks, rows=progress.rows,
+                 seconds=round(progress.elapsed, 2), blocks_per_s=round(progress.blocks / progress.elapsed, 1),
+                 mb_per_s=round(progress.bytes / progress.elapsed / 1e6, 1))
+        return 0
+    except SourceError as exc:
+        _fail(str(exc))
+    except ChainBreakError as exc:
+        _fail(str(exc))
+    finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
+        store.close()
+    return EXIT_RUNTIME
+
+
+async def _with_progress_bar(settings: Settings, store: Any, source: Any, plan: Any, stop: asyncio.Event) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from indexer.pipeline import Pipeline
+
+    total = (plan.end_height or plan.resume_height) - plan.resume_height + 1
+    with Progress(TextColumn("[bold]backfill"), BarColumn(), TextColumn("{task.completed}/{task.total} heights"),
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=False) as bar:
+        task = bar.add_task("backfill", total=total, rate="")
+
+        def update(p: Any) -> None:
+            bar.update(task, completed=p.height - plan.resume_height + 1,
+                       rate=f"{p.blocks / p.elapsed:,.0f} blocks/s {p.bytes / p.elapsed / 1e6:,.1f} MB/s")
+
+        return await Pipeline(settings, store, source, plan, update).run(stop)
+
+
+@main.command()
+@_store_options
+def migrate(**kwargs: Any) -> None:
+    """Apply migrations/*.sql in order; safe to run twice.
+
+    Refuses a store whose applied migration differs from the file of the same number.
+    """
+    settings = _settings(kwargs)
+    from indexer.store import migrations
+
+    store = _open_store(settings, migrate=False)
+    try:
+        applied = migrations.migrate(store)
+    except migrations.MigrationError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    if applied:
+        click.echo(f"applied {len(applied)} migration(s): " + ", ".join(f"{m.version:04d}_{m.name}" for m in applied))
+    else:
+        click.echo(f"{settings.database} is up to date")
+
+
+@main.command()
+@_store_options
+@click.option("--source", help="Source to ask for the head height (default auto); 'none' skips the head lag.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def status(source: str | None, fmt: str, **kwargs: Any) -> None:
+    """Checkpoints (height and hash), head lag, and row counts per table."""
+    settings = _settings({**kwargs, "source": source if source not in (None, "none") else None})
+    from indexer.status import collect, render
+
+    store = _open_store(settings, migrate=False)
+    try:
+        report = asyncio.run(collect(settings, store, ask_head=source != "none"))
+    finally:
+        store.close()
+    click.echo(render(report, fmt))
+
+
+@main.command()
+@_store_options
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def query(sql: str, fmt: str, **kwargs: Any) -> None:
+    """Run read-only SQL against the store, e.g. "SELECT count() FROM near_intents.events"."""
+    settings = _settings(kwargs)
+    from indexer.query import QueryError, run_query
+
+    store = _open_store(settings, migrate=False)
+    try:
+        click.echo(run_query(store, sql, fmt))
+    except QueryError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+
+
+def _register_optional() -> None:
+    try:
+        from indexer.simulate.command import simulate
+    except ImportError:
+        return
+    main.add_command(simulate)
+
+
+_register_optional()

@@ -1,0 +1,229 @@
+"""Raw block -> rows: the fast path every block goes through.
+
+Per block: decode ``block.json``; skip every shard whose bytes never mention a tracked account
+(unless every transaction hash must be resolved); decode the rest with msgspec views; link
+receipts to transactions; hand each receipt of a tracked contract to its role's decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import msgspec
+import orjson
+import structlog
+
+from indexer import metrics
+from indexer.config import ContractSpec, Role
+from indexer.decode import dip4, lake, workshop
+from indexer.decode.nep297 import EventError, is_event, parse_event
+from indexer.decode.receipt import TrackedReceipt, args_text, parse_actions
+from indexer.decode.rows import Rows, ts_string
+from indexer.decode.state import ExpiringMap
+from indexer.decode.status import parse_status
+from indexer.sources.base import RawBlock
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class DecodedBlock:
+    height: int
+    hash: str
+    prev_hash: str
+    timestamp_ns: int
+    rows: Rows
+    bytes: int
+    shards_skipped: int = 0
+
+
+@dataclass(slots=True)
+class Emitter:
+    """Where role decoders put rows; numbers updates and dead letters in a stable order."""
+
+    rows: Rows
+    height: int
+    _update_index: int = 0
+    _dead_seq: int = 0
+
+    def dead_letter(self, kind: str, reason: str, payload: bytes | str, *, shard_id: int = -1,
+                    receipt_id: str = "", contract_id: str = "") -> None:
+        if isinstance(payload, bytes):
+            payload = payload.decode("utf-8", errors="replace")
+        self.rows.add("dead_letters", [self.height, shard_id, receipt_id, contract_id, kind, reason, payload, self._dead_seq])
+        self._dead_seq += 1
+        metrics.DEAD_LETTERS.labels(kind=kind).inc()
+        log.warning("dead letter", kind=kind, reason=reason, block_height=self.height, shard_id=shard_id,
+                    receipt_id=receipt_id)
+
+    def intent_update(self, r: TrackedReceipt, contract_id: str, intent_id: str, status: str, *, failure: str = "",
+                      signer_id: str = "", solver_id: str = "", kinds: list[str] | None = None,
+                      tokens: list[str] | None = None, amounts: list[str] | None = None, referral: str = "",
+                      action: str = "", deadline: str = "") -> None:
+        self.rows.add("intent_updates", [
+            r.block_height, r.block_timestamp, self._update_index, contract_id, intent_id, status, failure,
+            signer_id, solver_id, kinds or [], tokens or [], amounts or [], referral, action, deadline,
+            r.receipt_id, r.tx_hash, r.method_name,
+        ])
+        self._update_index += 1
+
+    def solver_execution(self, r: TrackedReceipt, contract_id: str, solver_id: str, intent_ids: list[str],
+                         success: bool, failure: str, latency_s: float | None = None) -> None:
+        self.rows.add("solver_executions", [
+            r.block_height, r.block_timestamp, contract_id, solver_id, r.receipt_id, r.tx_hash, r.method_name,
+            intent_ids, int(success), failure, r.gas_burnt, latency_s,
+        ])
+
+
+@dataclass
+class DecoderConfig:
+    contracts: list[ContractSpec]
+    solver_accounts: frozenset[str] = frozenset()
+    resolve_all_tx: bool = False
+    lookback: int = 250
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "DecoderConfig":
+        return cls(
+            contracts=settings.contract_specs,
+            solver_accounts=frozenset(a.lower() for a in settings.solver_accounts),
+            resolve_all_tx=settings.resolve_all_tx,
+            lookback=settings.tx_lookback_blocks,
+        )
+
+
+class BlockDecoder:
+    def __init__(self, config: DecoderConfig):
+        self.config = config
+        self.roles: dict[str, Role] = {c.account: c.role for c in config.contracts}
+        self._needles = [c.account.encode() for c in config.contracts]
+        self.tx_by_receipt: ExpiringMap[str] = ExpiringMap(config.lookback)
+        self.workshop_state = workshop.WorkshopState(config.lookback)
+        self._handlers: dict[Role, Callable[[TrackedReceipt, Emitter], None]] = {
+            Role.VERIFIER: lambda r, e: dip4.decode_receipt(r, e, config.solver_accounts),
+            Role.WORKSHOP_VERIFIER: lambda r, e: workshop.decode_verifier_receipt(r, e, self.workshop_state, self.roles),
+            Role.WORKSHOP_SOLVER: lambda r, e: workshop.decode_solver_receipt(r, e, self.workshop_state, self.roles),
+            Role.NONE: lambda r, e: None,
+        }
+
+    def _mentions_tracked(self, shard: bytes) -> bool:
+        return any(n in shard for n in self._needles)
+
+    def decode(self, raw: RawBlock) -> DecodedBlock | None:
+        """Rows of one block; None when block.json itself is undecodable (dead-lettered in ``rows``)."""
+        rows = Rows()
+        out = Emitter(rows, raw.height)
+        try:
+            block = lake.decode_block(raw.block)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            out.dead_letter("block", f"block.json undecodable: {exc}", raw.block)
+            return DecodedBlock(raw.height, "", "", 0, rows, raw.size)
+        header = block.header
+        height = header.height
+        ts_ns = header.timestamp_ns
+        ts = ts_string(ts_ns)
+        out.height = height
+        self.tx_by_receipt.begin_block(height)
+        self.workshop_state.begin_block(height)
+        structlog.contextvars.bind_contextvars(block_height=height)
+
+        shard_ids = [c.shard_id for c in block.chunks]
+        shards: list[lake.ShardView] = []
+        skipped = 0
+        for i, shard_bytes in enumerate(raw.shards):
+            if not self.config.resolve_all_tx and not self._mentions_tracked(shard_bytes):
+                skipped += 1
+                continue
+            try:
+                shards.append(lake.decode_shard(shard_bytes))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                sid = shard_ids[i] if i < len(shard_ids) else -1
+                out.dead_letter("shard", f"shard_{sid}.json undecodable: {exc}", shard_bytes, shard_id=sid)
+        if skipped:
+            metrics.SHARDS_SKIPPED.inc(skipped)
+
+        # Transactions first: their receipts may execute in any shard of a later block.
+        txmap = self.tx_by_receipt
+        for shard in shards:
+            if shard.chunk is not None:
+                for tx in shard.chunk.transactions:
+                    for rid in tx.outcome.execution_outcome.outcome.receipt_ids:
+                        txmap.set(rid, tx.transaction.hash)
+
+        tracked = 0
+        for shard in shards:
+            structlog.contextvars.bind_contextvars(shard_id=shard.shard_id)
+            for index, reo in enumerate(shard.receipt_execution_outcomes):
+                eo = reo.execution_outcome
+                rid = reo.receipt.receipt_id
+                tx_hash = txmap.get(rid)
+                if tx_hash:
+                    for child in eo.outcome.receipt_ids:
+                        txmap.set(child, tx_hash)
+                role = self.roles.get(reo.receipt.receiver_id)
+                if role is None:
+                    continue
+                tracked += 1
+                self._tracked_receipt(reo, shard.shard_id, shard.shard_id * 100_000 + index, tx_hash or "",
+                                      height, header.hash, ts, ts_ns, role, out)
+        structlog.contextvars.unbind_contextvars("shard_id", "receipt_id")
+
+        rows.add("blocks", [height, header.hash, header.prev_hash, ts_ns, block.author,
+                            header.latest_protocol_version, shard_ids, tracked])
+        return DecodedBlock(height, header.hash, header.prev_hash, ts_ns, rows, raw.size, skipped)
+
+    def _tracked_receipt(self, reo: lake.ExecutionOutcomeWithReceipt, shard_id: int, index: int, tx_hash: str,
+                         height: int, block_hash: str, ts: str, ts_ns: int, role: Role, out: Emitter) -> None:
+        rv = reo.receipt
+        outcome = reo.execution_outcome.outcome
+        structlog.contextvars.bind_contextvars(receipt_id=rv.receipt_id)
+        try:
+            body = lake.decode_receipt_body(rv.receipt)
+            status = parse_status(lake.decode_any(outcome.status))
+            logs = lake.decode_logs(outcome.logs)
+            action = body.Action
+            kinds, calls, deposit = parse_actions(action.actions) if action is not None else ([], [], 0)
+        except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            payload = orjson.dumps({"receipt": orjson.Fragment(bytes(rv.receipt)),
+                                    "status": orjson.Fragment(bytes(outcome.status)),
+                                    "logs": orjson.Fragment(bytes(outcome.logs))})
+            out.dead_letter("receipt", f"receipt undecodable: {exc}", payload, shard_id=shard_id,
+                            receipt_id=rv.receipt_id, contract_id=rv.receiver_id)
+            return
+        if action is None:
+            return  # data receipts carry no execution of their own
+        if not tx_hash:
+            metrics.TX_UNRESOLVED.inc()
+        r = TrackedReceipt(
+            block_height=height, block_timestamp=ts, block_timestamp_ns=ts_ns, block_hash=block_hash,
+            shard_id=shard_id, receipt_id=rv.receipt_id, receiver_id=rv.receiver_id,
+            predecessor_id=rv.predecessor_id, signer_id=action.signer_id, tx_hash=tx_hash, status=status,
+            gas_burnt=outcome.gas_burnt, tokens_burnt=outcome.tokens_burnt, calls=calls, action_kinds=kinds,
+            deposit=deposit, logs=logs,
+        )
+        for log_index, line in enumerate(logs):
+            if not is_event(line):
+                continue
+            try:
+                event = parse_event(line)
+            except EventError as exc:
+                out.dead_letter("log", str(exc), line, shard_id=shard_id, receipt_id=rv.receipt_id,
+                                contract_id=rv.receiver_id)
+                continue
+            r.events.append((log_index, event))
+            out.rows.add("events", [height, ts, shard_id, r.receipt_id, tx_hash, r.receiver_id, r.predecessor_id,
+                                    event.standard, event.version, event.event, log_index, event.data_json(),
+                                    status.label])
+        first = calls[0] if calls else None
+        out.rows.add("receipts", [
+            height, ts, block_hash, shard_id, index, r.receipt_id, r.receiver_id, r.predecessor_id, r.signer_id,
+            tx_hash, r.method_name, kinds, args_text(first), str(deposit), sum(c.gas for c in calls),
+            r.gas_burnt, r.tokens_burnt, status.label, status.failure, len(logs),
+        ])
+        try:
+            self._handlers[role](r, out)
+        except Exception as exc:  # a decoder bug must not stop indexing; the receipt row is kept
+            log.exception("role decoder failed", role=role.value)
+            out.dead_letter("receipt", f"{role.value} decoder failed: {exc!r}", args_text(first) or r.method_name,
+                            shard_id=shard_id, receipt_id=r.receipt_id, contract_id=r.receiver_id)

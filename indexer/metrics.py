@@ -1,0 +1,47 @@
+"""Prometheus metrics of the ingest path.
+
+Names follow the ``near_intents_`` prefix, base units and ``_total`` counters. Labels stay
+bounded: table names, source names and fixed reason words, never a receipt or an account.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+BLOCKS = Counter("near_intents_blocks_indexed_total", "Blocks decoded and stored", registry=REGISTRY)
+BYTES = Counter("near_intents_lake_bytes_total", "Bytes of Lake JSON read", registry=REGISTRY)
+ROWS = Counter("near_intents_rows_written_total", "Rows inserted into the store", ["table"], registry=REGISTRY)
+DEAD_LETTERS = Counter(
+    "near_intents_dead_letters_total", "Inputs that could not be decoded, by kind", ["kind"], registry=REGISTRY
+)
+SHARDS_SKIPPED = Counter(
+    "near_intents_shards_skipped_total",
+    "Shards not decoded because their bytes never mention a tracked account",
+    registry=REGISTRY,
+)
+TX_UNRESOLVED = Counter(
+    "near_intents_tx_hash_unresolved_total",
+    "Tracked receipts stored with an empty tx_hash (their transaction was not seen)",
+    registry=REGISTRY,
+)
+CHAIN_BREAKS = Counter(
+    "near_intents_chain_breaks_total", "Blocks whose prev_hash did not match the previous block", registry=REGISTRY
+)
+SOURCE_RETRIES = Counter(
+    "near_intents_source_retries_total", "Fetches retried, by source and reason", ["source", "reason"], registry=REGISTRY
+)
+SOURCE_ERRORS = Counter(
+    "near_intents_source_errors_total", "Fetch errors, by source and reason", ["source", "reason"], registry=REGISTRY
+)
+FLUSH_SECONDS = Histogram(
+    "near_intents_flush_seconds",
+    "Time to insert one batch and write its checkpoint",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+HEAD_HEIGHT = Gauge("near_intents_indexed_height", "Height of the newest stored block", registry=REGISTRY)
+HEAD_TIMESTAMP = Gauge(
+    "near_intents_indexed_block_timestamp_seconds", "Timestamp of the newest stored block", registry=REGISTRY
+)

@@ -1,0 +1,134 @@
+"""The contract every block source fulfils, and the machinery they share."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+if TYPE_CHECKING:
+    from indexer.config import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class SourceError(Exception):
+    """A source cannot deliver; the message names the source and what to check."""
+
+
+@dataclass(slots=True)
+class RawBlock:
+    """One block as the Lake stores it: ``block.json`` and one ``shard_<id>.json`` per chunk.
+
+    Bytes stay undecoded here so that the decoder can skip shards it has no use for.
+    """
+
+    height: int
+    block: bytes
+    shards: list[bytes] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.block) + sum(len(s) for s in self.shards)
+
+
+class BlockSource(ABC):
+    """Yields blocks in height order from ``start`` to ``end`` (inclusive; None = follow the head)."""
+
+    name: str = "source"
+
+    @abstractmethod
+    def blocks(self, start: int, end: int | None = None) -> AsyncIterator[RawBlock]:
+        """Blocks with ``start <= height <= end``, ascending; skipped heights are simply absent."""
+
+    @abstractmethod
+    async def final_head(self) -> int:
+        """Height of the newest final block the source can serve."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    async def __aenter__(self) -> "BlockSource":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def ordered_prefetch(
+    heights: AsyncIterator[int],
+    fetch: Callable[[int], Awaitable[RawBlock | None]],
+    concurrency: int,
+) -> AsyncIterator[RawBlock]:
+    """Fetch up to ``concurrency`` heights at once and yield the results in the heights' order.
+
+    ``fetch`` returns None for a height that turned out to have no block.
+    """
+    pending: asyncio.Queue[asyncio.Task[RawBlock | None] | None] = asyncio.Queue(maxsize=concurrency)
+
+    async def feed() -> None:
+        try:
+            async for h in heights:
+                await pending.put(asyncio.ensure_future(fetch(h)))
+        finally:
+            await pending.put(None)
+
+    feeder = asyncio.create_task(feed())
+    try:
+        while True:
+            task = await pending.get()
+            if task is None:
+                break
+            block = await task
+            if block is not None:
+                yield block
+        await feeder  # surfaces an exception raised while listing heights
+    finally:
+        feeder.cancel()
+        while not pending.empty():
+            t = pending.get_nowait()
+            if t is not None:
+                t.cancel()
+
+
+def backoff_delays(settings: "Settings") -> list[float]:
+    """Exponential retry delays, bounded in count by ``shard_retry_limit`` and in size by ``retry_max_delay``."""
+    return [
+        min(settings.retry_max_delay, settings.retry_base_delay * (2**i)) for i in range(settings.shard_retry_limit)
+    ]
+
+
+def open_source(settings: "Settings") -> BlockSource:
+    """The source named by ``settings.source``; errors say how to fix the setting."""
+    spec = settings.source
+    if spec.startswith("files:"):
+        from indexer.sources.files import FilesSource
+
+        return FilesSource(spec.removeprefix("files:"), settings)
+    if spec == "auto":
+        spec = "lake" if _aws_credentials_configured() else "neardata"
+        log.info("source chosen", source=spec, reason="AWS credentials found" if spec == "lake" else "no AWS credentials")
+    if spec == "lake":
+        from indexer.sources.lake import LakeSource
+
+        return LakeSource(settings)
+    if spec == "neardata":
+        from indexer.sources.neardata import NeardataSource
+
+        return NeardataSource(settings)
+    raise SourceError(f"unknown source {settings.source!r}: use lake, neardata, files:PATH or auto")
+
+
+def _aws_credentials_configured() -> bool:
+    import os
+
+    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        return True
+    if os.environ.get("AWS_PROFILE"):
+        return True
+    creds = os.path.expanduser(os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))
+    return os.path.exists(creds)

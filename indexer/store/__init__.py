@@ -1,0 +1,1 @@
+"""ClickHouse storage: connection, migrations, the batch writer and checkpoints."""

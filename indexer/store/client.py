@@ -1,0 +1,93 @@
+"""One connection to ClickHouse: embedded chDB (``chdb://PATH``) or a server (``http(s)://...``)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message says what to check."""
+
+
+def parse_dsn(dsn: str) -> tuple[str, str | None]:
+    """(connect DSN, database named in the DSN or None). Relative chDB paths become absolute."""
+    if dsn.startswith("chdb://"):
+        path = Path(dsn.removeprefix("chdb://")).expanduser()
+        return f"chdb://{path.resolve()}", None
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("http", "https", "clickhouse", "clickhouses"):
+        raise StoreError(f"--store {dsn!r}: use chdb://PATH (embedded) or http(s)://user:pass@host:8123/database")
+    database = parts.path.strip("/") or None
+    return parts._replace(path="").geturl(), database
+
+
+class Store:
+    """Thin, thread-safe wrapper: fully-qualified table names, JSON column inserts."""
+
+    def __init__(self, dsn: str, database: str = "near_intents", *, readonly: bool = False):
+        import clickhouse_connect
+
+        connect_dsn, db_in_dsn = parse_dsn(dsn)
+        self.dsn = dsn
+        self.database = db_in_dsn or database
+        self.embedded = connect_dsn.startswith("chdb://")
+        if self.embedded:
+            Path(connect_dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self.client = clickhouse_connect.get_client(dsn=connect_dsn)
+        except Exception as exc:
+            hint = (
+                "another process may hold this data path (one process per chDB path); stop it or use a ClickHouse server"
+                if self.embedded
+                else "check that the server is up and the URL, user and password are right"
+            )
+            raise StoreError(f"cannot open store {dsn}: {exc}; {hint}") from exc
+        self.readonly = readonly
+
+    def table(self, name: str) -> str:
+        return f"`{self.database}`.`{name}`"
+
+    def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
+        with self._lock:
+            return self.client.command(sql, settings=settings)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None,
+              settings: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with self._lock:
+            result = self.client.query(sql, parameters=parameters, settings=settings)
+        return list(result.column_names), result.result_rows
+
+    def scalar(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        _, rows = self.query(sql, parameters)
+        return rows[0][0] if rows else None
+
+    def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[list[Any]]) -> None:
+        """Insert rows in one statement (so one part: atomic), serialised column-wise with orjson."""
+        if not rows:
+            return
+        data = orjson.dumps([list(c) for c in zip(*rows)])
+        with self._lock:
+            self.client.raw_insert(self.table(table), list(columns), data, fmt="JSONCompactColumns")
+
+    def table_exists(self, name: str) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+                {"db": self.database, "t": name},
+            )
+        )
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # closing must never mask the error that led here
+            pass
