@@ -111,14 +111,15 @@ async def read_bare(endpoint: str, keys: list[str], concurrency: int) -> tuple[i
             key = queue.get_nowait()
             resp = await s3.get_object(Bucket=BUCKET, Key=key, RequestPayer="requester")  # type: ignore[attr-defined]
             async with resp["Body"] as body:
-                nbytes += len(await body.read())
+                data = await body.read()
+            nbytes += len(data)  # not `nbytes += len(await ...)`: that reads nbytes before the await
 
     async with get_session().create_client("s3", region_name=REGION, endpoint_url=endpoint, config=config) as s3:
         await asyncio.gather(*(worker(s3) for _ in range(concurrency)))
     return len(keys), nbytes
 
 
-async def bench(endpoint: str, server_pid: int, heights: list[int], keys: list[str], levels: list[int]) -> None:
+async def bench(endpoint: str, server_pid: int, heights: list[int], keys: list[str], levels: list[int], repeat: int) -> None:
     await read_lake(endpoint, heights[:20], 8)  # warm-up: imports, connection setup, server caches
     header = (
         f"{'conc':>4} | {'lake blk/s':>10} {'MB/s':>6} {'client':>6} {'server':>6} | "
@@ -127,8 +128,9 @@ async def bench(endpoint: str, server_pid: int, heights: list[int], keys: list[s
     print(header)
     print("-" * len(header))
     for c in levels:
-        lake = await timed(server_pid, read_lake(endpoint, heights, c))
-        bare = await timed(server_pid, read_bare(endpoint, keys, c))
+        # Best of `repeat` runs: two processes share few cores here, so single runs are noisy.
+        lake = max([await timed(server_pid, read_lake(endpoint, heights, c)) for _ in range(repeat)], key=lambda r: r.mbps)
+        bare = max([await timed(server_pid, read_bare(endpoint, keys, c)) for _ in range(repeat)], key=lambda r: r.mbps)
         print(
             f"{c:>4} | {lake.rate:>10.1f} {lake.mbps:>6.1f} {lake.cpu(lake.client_cpu):>6} {lake.cpu(lake.server_cpu):>6} | "
             f"{bare.rate:>10.1f} {bare.mbps:>6.1f} {bare.cpu(bare.client_cpu):>6} {bare.cpu(bare.server_cpu):>6} | "
@@ -140,6 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blocks", type=int, default=300, help="blocks to upload and read (default 300)")
     parser.add_argument("--concurrency", default="1,8,32,64", help="comma-separated prefetch levels")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per cell; the best is shown (default 2)")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -155,7 +158,7 @@ def main() -> None:
             f"~{total / len(fixture_blocks()) / 1e6:.2f} MB/block, uploaded in {time.perf_counter() - t0:.1f} s; "
             f"{os.cpu_count()} CPUs"
         )
-        asyncio.run(bench(endpoint, pid, heights, keys, levels))
+        asyncio.run(bench(endpoint, pid, heights, keys, levels, args.repeat))
 
 
 if __name__ == "__main__":

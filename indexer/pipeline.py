@@ -219,8 +219,10 @@ class Pipeline:
         try:
             async for raw in self.source.blocks(self.plan.resume_height, self.plan.end_height):
                 await queue.put(raw)
-        finally:
-            await queue.put(None)
+        except Exception:
+            await queue.put(None)  # wakes the loop, which then re-raises this by awaiting the task
+            raise
+        await queue.put(None)
 
 
 _STOPPED = object()

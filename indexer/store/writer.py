@@ -56,7 +56,9 @@ class Writer:
             self.store,
             checkpoints.Checkpoint(self.stream, self.start_height, self.end_height, height, block_hash),
         )
-        metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        metrics.FLUSH_SECONDS.observe(elapsed)
+        log.debug("batch stored", height=height, rows=rows.count(), seconds=round(elapsed, 4), stream=self.stream)
 
     def reset(self) -> None:
         """Start the stream over: checkpoint just below its first height."""

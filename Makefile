@@ -1,0 +1,78 @@
+# near-intents-indexer: everyday commands.
+#
+#   make run      run the daemon on the embedded store (chdb://./data by default)
+#   make test     install the test dependencies and run the test suite
+#   make bench    run the benchmarks in benchmarks/
+#   make clean    remove the virtualenv, build output and caches (keeps ./data)
+#
+# Variables (pass on the command line, e.g. `make run ARGS="--source neardata --start-block 130000000"`):
+#   ARGS         extra arguments for `intents-indexer run`
+#   STORE        store DSN for `make run` (default: $INDEXER_STORE, else chdb://./data)
+#   PYTEST_ARGS  extra arguments for pytest, e.g. PYTEST_ARGS="-k lake -x"
+#   BENCH_ARGS   extra arguments passed to every benchmark script
+#   PYTHON       interpreter used to create the virtualenv (default python3, 3.11 or newer)
+#   VENV         virtualenv folder (default .venv)
+
+PYTHON      ?= python3
+VENV        ?= .venv
+STORE       ?= $(or $(INDEXER_STORE),chdb://./data)
+ARGS        ?=
+PYTEST_ARGS ?=
+BENCH_ARGS  ?=
+PIP_FLAGS   ?= --disable-pip-version-check --progress-bar off
+
+BIN   := $(VENV)/bin
+PY    := $(BIN)/python
+PIP_INSTALL := $(PY) -m pip install $(PIP_FLAGS)
+
+# Stamp files: an install is redone only when pyproject.toml changes (or the venv is new).
+STAMP_RUN   := $(VENV)/.stamp-install
+STAMP_TEST  := $(VENV)/.stamp-install-test
+STAMP_BENCH := $(VENV)/.stamp-install-bench
+
+.DEFAULT_GOAL := help
+.PHONY: help run test bench install install-test install-bench clean
+
+help:
+	@echo "make run     run the indexer daemon on $(STORE) (ARGS=... for more flags)"
+	@echo "make test    install test dependencies into $(VENV) and run the tests (PYTEST_ARGS=...)"
+	@echo "make bench   run the benchmarks in benchmarks/ (BENCH_ARGS=...)"
+	@echo "make clean   remove $(VENV), build output and caches (keeps ./data)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP_RUN): pyproject.toml | $(PY)
+	$(PIP_INSTALL) -e .
+	@touch $@
+
+$(STAMP_TEST): pyproject.toml | $(PY)
+	$(PIP_INSTALL) -e '.[test]'
+	@touch $@ $(STAMP_RUN)
+
+$(STAMP_BENCH): pyproject.toml | $(PY)
+	$(PIP_INSTALL) -e '.[bench]'
+	@touch $@ $(STAMP_RUN)
+
+install: $(STAMP_RUN)
+install-test: $(STAMP_TEST)
+install-bench: $(STAMP_BENCH)
+
+run: $(STAMP_RUN)
+	$(BIN)/intents-indexer run --store '$(STORE)' $(ARGS)
+
+test: $(STAMP_TEST)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP_BENCH)
+	@set -e; found=0; \
+	for script in benchmarks/*.py; do \
+		[ -f "$$script" ] || continue; found=1; \
+		echo "==> $(PY) $$script $(BENCH_ARGS)"; \
+		$(PY) "$$script" $(BENCH_ARGS); \
+	done; \
+	[ "$$found" = 1 ] || echo "no benchmark scripts in benchmarks/"
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache benchmarks/out
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

@@ -1,0 +1,68 @@
+"""Run the real CLI in subprocesses, and read a store's tables back for comparison."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+BUSY_CONTRACTS = [
+    "intents.near:verifier",
+    "token.sweat",
+    "earn.kaiching",
+    "users.kaiching",
+    "game.hot.tg",
+]
+
+DUMP = """
+import json, sys
+from indexer.store.client import Store
+from indexer.decode.rows import COLUMNS
+s = Store(sys.argv[1], sys.argv[2])
+out = {}
+for t in [*COLUMNS, "intents"]:
+    cols, rows = s.query(f"SELECT * FROM {s.table(t)} ORDER BY ALL")
+    out[t] = [[str(v) for v in r] for r in rows]
+print(json.dumps(out))
+"""
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INDEXER_")}
+    env.update({"INDEXER_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
+        ) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "indexer", *args], capture_output=True, text=True,
+                          env=env or cli_env(), timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"intents-indexer {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def popen(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "indexer", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env or cli_env())
+
+
+def dump_tables(store_path: Path, database: str = "near_intents") -> dict[str, list[list[Any]]]:
+    proc = subprocess.run([sys.executable, "-c", DUMP, f"chdb://{store_path}", database], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def log_lines(stderr: str) -> list[dict[str, Any]]:
+    out = []
+    for line in stderr.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out

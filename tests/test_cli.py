@@ -1,0 +1,149 @@
+"""The CLI as users run it: help, migrate, query, status, and the run daemon's lifecycle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from clitools import cli, cli_env, dump_tables, log_lines, popen
+from lakebuild import MAINNET, fixture_lake
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.mark.parametrize("command", ["run", "backfill", "migrate", "status", "query"])
+def test_every_command_explains_itself(command: str) -> None:
+    out = cli(command, "--help").stdout
+    assert "--store" in out
+    if command in ("run", "backfill"):
+        for flag in ("--source", "--contract", "--solver-account", "--strict-chain", "--lake-endpoint",
+                     "--neardata-url", "--resolve-all-tx"):
+            assert flag in out, f"{command} --help lacks {flag}"
+    if command == "run":
+        assert "--start-block" in out
+    if command == "backfill":
+        assert "--from" in out and "--to" in out
+
+
+def test_bad_contract_role_is_a_usage_error() -> None:
+    proc = cli("backfill", "--from", "1", "--contract", "x.near:bogus", check=False)
+    assert proc.returncode == 2
+    assert "unknown role 'bogus'" in proc.stderr and "workshop-verifier" in proc.stderr
+
+
+def test_migrate_twice_and_refuse_an_edited_migration(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "migrations", migrations)
+    env = cli_env(INDEXER_MIGRATIONS_DIR=str(migrations))
+    store = f"chdb://{tmp_path / 'store'}"
+    assert "applied 1 migration" in cli("migrate", "--store", store, env=env).stdout
+    assert "up to date" in cli("migrate", "--store", store, env=env).stdout
+    first = migrations / "0001_initial.sql"
+    first.write_text(first.read_text() + "\n-- edited\n")
+    proc = cli("migrate", "--store", store, env=env, check=False)
+    assert proc.returncode == 1
+    assert "0001_initial.sql" in proc.stderr and "new migration file" in proc.stderr
+
+
+def test_query_formats_and_read_only(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    heights = fixture_lake(lake, copies=1)
+    store = f"chdb://{tmp_path / 'store'}"
+    cli("backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--to", str(heights[-1]),
+        "--store", store)
+    sql = "SELECT receipt_id, tx_hash FROM near_intents.receipts WHERE method_name = 'execute_intents'"
+    rows = json.loads(cli("query", sql, "--store", store, "--format", "json").stdout)
+    assert rows == [{"receipt_id": "z6RxSWKZD7cgpU2sArqTVUQQRLe2mv8z2sJrMHti1uA",
+                     "tx_hash": "HoWytDmLdYF4MnmayBSArwxef6Tj6pDYjnuNCVdSEnXe"}]
+    csv_out = cli("query", "SELECT count() AS n FROM near_intents.blocks", "--store", store, "--format", "csv").stdout
+    assert csv_out.splitlines() == ["n", str(len(heights))]
+    table = cli("query", "SELECT count() AS n FROM near_intents.blocks", "--store", store).stdout
+    assert "(1 row)" in table
+    proc = cli("query", "DROP TABLE near_intents.blocks", "--store", store, check=False)
+    assert proc.returncode == 1 and "query failed" in proc.stderr
+    assert len(dump_tables(tmp_path / "store")["blocks"]) == len(heights)
+
+
+def _wait_for(proc, predicate, timeout: float = 60.0) -> list[dict]:
+    seen: list[dict] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen += log_lines(line)
+        if seen and predicate(seen[-1]):
+            return seen
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"condition not met; log tail: {seen[-5:]}")
+
+
+def test_run_follows_new_blocks_then_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    lake_all = tmp_path / "all"
+    heights = fixture_lake(lake_all, copies=2)
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    for h in heights[:4]:
+        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    store = tmp_path / "store"
+    env = cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05")
+    args = ["run", "--source", f"files:{lake}", "--store", f"chdb://{store}", "--start-block", str(heights[0])]
+    proc = popen(*args, env=env)
+    _wait_for(proc, lambda e: e.get("event") == "batch stored" and e.get("height") == heights[3])
+    for h in heights[4:]:  # new blocks appear while the daemon follows the head
+        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    _wait_for(proc, lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    tables = dump_tables(store)
+    assert [int(r[0]) for r in tables["blocks"]] == heights
+    # A restart resumes from the checkpoint (not --start-block) and writes nothing twice.
+    proc = popen(*args, env=env)
+    events = _wait_for(proc, lambda e: e.get("event") == "indexing")
+    assert events[-1]["from_height"] == heights[-1] + 1
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert dump_tables(store) == tables
+
+
+def test_run_without_network_names_the_source_and_keeps_retrying(tmp_path: Path) -> None:
+    env = cli_env(INDEXER_RETRY_BASE_DELAY="0.05", INDEXER_SHARD_RETRY_LIMIT="1")
+    proc = popen("run", "--source", "neardata", "--neardata-url", "http://127.0.0.1:9", "--store",
+                 f"chdb://{tmp_path / 'store'}", env=env)
+    errors = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        for e in log_lines(line):
+            if e.get("event") == "source unavailable; retrying":
+                errors.append(e)
+        if len(errors) >= 2:
+            break
+    assert proc.poll() is None, "the daemon exited instead of retrying"
+    assert "127.0.0.1:9" in errors[0]["error"]
+    assert errors[1]["retry_in_s"] >= errors[0]["retry_in_s"]
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_strict_chain_stops_on_a_break(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    heights = fixture_lake(lake, copies=1)
+    # Replace the middle block by a copy whose prev_hash points elsewhere.
+    block_file = lake / f"{heights[2]:012d}" / "block.json"
+    block = json.loads(block_file.read_text())
+    block["header"]["prev_hash"] = "11111111111111111111111111111111"
+    block_file.write_text(json.dumps(block))
+    base = ["backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--to", str(heights[-1])]
+    proc = cli(*base, "--store", f"chdb://{tmp_path / 's1'}", "--strict-chain", check=False)
+    assert proc.returncode == 1 and "prev_hash" in proc.stderr
+    cli(*base, "--store", f"chdb://{tmp_path / 's2'}")
+    dead = dump_tables(tmp_path / "s2")["dead_letters"]
+    assert [(int(d[0]), d[4]) for d in dead] == [(heights[2], "chain_break")]
+    assert MAINNET.is_dir()

@@ -1,0 +1,116 @@
+"""Re-runs, SIGTERM and kill -9 at several points leave every table as one clean run would."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from clitools import BUSY_CONTRACTS, cli, cli_env, dump_tables, popen
+from lakebuild import fixture_lake
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _contract_args() -> list[str]:
+    out: list[str] = []
+    for c in BUSY_CONTRACTS:
+        out += ["--contract", c]
+    return out
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
+    root = tmp_path_factory.mktemp("lake")
+    heights = fixture_lake(root, copies=12, skip_every=5)  # 48 blocks, skipped heights, the real tx inside
+    return root, heights
+
+
+@pytest.fixture(scope="module")
+def clean(lake: tuple[Path, list[int]], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root, heights = lake
+    store = tmp_path_factory.mktemp("clean")
+    cli("backfill", "--source", f"files:{root}", "--from", str(heights[0]), "--to", str(heights[-1]),
+        "--store", f"chdb://{store}", *_contract_args())
+    tables = dump_tables(store)
+    # The comparison only means something if every table has rows.
+    for table in ("blocks", "receipts", "events", "intent_updates", "solver_executions", "intents"):
+        assert tables[table], f"clean run wrote no {table}"
+    return tables
+
+
+def _backfill_args(root: Path, heights: list[int], store: Path) -> list[str]:
+    return ["backfill", "--source", f"files:{root}", "--from", str(heights[0]), "--to", str(heights[-1]),
+            "--store", f"chdb://{store}", *_contract_args()]
+
+
+def test_rerun_of_a_finished_range_is_identical(lake, clean, tmp_path: Path) -> None:
+    root, heights = lake
+    store = tmp_path / "store"
+    cli(*_backfill_args(root, heights, store))
+    cli(*_backfill_args(root, heights, store))
+    assert dump_tables(store) == clean
+
+
+def test_overlapping_ranges_do_not_double_count(lake, clean, tmp_path: Path) -> None:
+    root, heights = lake
+    store = tmp_path / "store"
+    mid = heights[len(heights) // 2]
+    base = ["--source", f"files:{root}", "--store", f"chdb://{store}", *_contract_args()]
+    cli("backfill", "--from", str(heights[0]), "--to", str(mid), *base)
+    cli("backfill", "--from", str(heights[0]), "--to", str(heights[-1]), *base)
+    assert dump_tables(store) == clean
+
+
+@pytest.mark.parametrize("kill_after_batches,delay", [(1, 0.0), (3, 0.01), (6, 0.03), (9, 0.0)])
+def test_kill_9_mid_backfill_then_resume(lake, clean, tmp_path: Path, kill_after_batches: int, delay: float) -> None:
+    root, heights = lake
+    store = tmp_path / "store"
+    env = cli_env(INDEXER_BATCH_BLOCKS="4", INDEXER_LOG_LEVEL="debug")
+    proc = popen(*_backfill_args(root, heights, store), env=env)
+    stored = 0
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if '"batch stored"' in line:
+            stored += 1
+            if stored >= kill_after_batches:
+                time.sleep(delay)
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the backfill finished before it could be killed"
+    cli(*_backfill_args(root, heights, store), env=cli_env(INDEXER_BATCH_BLOCKS="4"))
+    assert dump_tables(store) == clean
+
+
+def test_sigterm_finishes_the_batch_and_exits_zero(lake, clean, tmp_path: Path) -> None:
+    root, heights = lake
+    store = tmp_path / "store"
+    env = cli_env(INDEXER_BATCH_BLOCKS="2", INDEXER_LOG_LEVEL="debug")
+    proc = popen(*_backfill_args(root, heights, store), env=env)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if '"batch stored"' in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    partial = dump_tables(store)
+    assert 0 < len(partial["blocks"]) < len(clean["blocks"])
+    cli(*_backfill_args(root, heights, store))
+    assert dump_tables(store) == clean
+
+
+def test_status_reports_the_checkpoint(lake, clean, tmp_path: Path) -> None:
+    root, heights = lake
+    store = tmp_path / "store"
+    cli(*_backfill_args(root, heights, store))
+    out = cli("status", "--store", f"chdb://{store}", "--source", "none", "--format", "json").stdout
+    report = json.loads(out)
+    (cp,) = report["checkpoints"]
+    assert cp["height"] == heights[-1]
+    assert cp["stream"] == f"backfill:{heights[0]}-{heights[-1]}"
+    assert report["tables"]["blocks"] == len(heights)
