@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import click
 import structlog
@@ -22,56 +22,50 @@ EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
 
 
+# Flags are generated from the Settings fields, so every setting has one, with the same help.
+_FLAG_NAMES = {"contracts": "--contract", "solver_accounts": "--solver-account", "auto_migrate": "--migrate"}
+_STORE_FIELDS = ("store", "database", "log_format", "log_level")
+_INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS)
+
+
+def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    field = Settings.model_fields[name]
+    flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+    env = f"INDEXER_{name.upper()}"
+    default = field.default if field.default_factory is None else field.default_factory()
+    shown = ",".join(default) or "none" if isinstance(default, list) else ("none" if default is None else default)
+    description = field.description or ""
+    text = f"{description[:1].upper()}{description[1:]}. [env {env}; default {shown}]"
+    annotation = field.annotation
+    if annotation is bool:
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=text)
+    if name in ("contracts", "solver_accounts"):
+        return click.option(flag, name, multiple=True, help=text + " Repeatable.")
+    choices = getattr(annotation, "__args__", None)
+    if getattr(annotation, "__origin__", None) is Literal and choices:
+        return click.option(flag, name, type=click.Choice(list(choices)), help=text)
+    kind = {int: int, float: float}.get(annotation) or next(
+        (t for t in (int, float) if choices and t in choices), str)
+    return click.option(flag, name, type=kind, help=text)
+
+
+def _options(fields: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for name in reversed(fields):
+            fn = _option_for(name)(fn)
+        return fn
+
+    return apply
+
+
 def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="INDEXER_CONFIG",
-                     help="TOML file with settings (keys named like the INDEXER_* variables, lower case)."),
-        click.option("--store", help="ClickHouse DSN: chdb://PATH (embedded, default chdb://./data) or "
-                                     "http(s)://user:pass@host:8123/database. [env INDEXER_STORE]"),
-        click.option("--database", help="Database holding the tables (default near_intents). [env INDEXER_DATABASE]"),
-        click.option("--log-format", type=click.Choice(["auto", "console", "json"]),
-                     help="Log as console lines or JSON; auto picks console on a terminal. [env INDEXER_LOG_FORMAT]"),
-        click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-                     help="Lowest level logged (default info). [env INDEXER_LOG_LEVEL]"),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    fn = _options(_STORE_FIELDS)(fn)
+    return click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="INDEXER_CONFIG",
+                        help="TOML file with settings: top-level keys named like the INDEXER_* variables, "
+                             "lower case. [env INDEXER_CONFIG]")(fn)
 
 
-def _ingest_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--source", help="lake | neardata | files:PATH | auto (default: lake when AWS credentials "
-                                      "are configured, else neardata). [env INDEXER_SOURCE]"),
-        click.option("--contract", "contracts", multiple=True,
-                     help="Tracked contract as ACCOUNT[:ROLE], repeatable. ROLE: verifier (NEAR Intents dip4, as "
-                          "intents.near), workshop-verifier, workshop-solver, or none (NEP-297 events and receipts "
-                          "only). Default intents.near:verifier. [env INDEXER_CONTRACTS, comma-separated]"),
-        click.option("--solver-account", "solver_accounts", multiple=True,
-                     help="Account known to be a solver, repeatable. [env INDEXER_SOLVER_ACCOUNTS]"),
-        click.option("--network", type=click.Choice(["mainnet", "testnet"]),
-                     help="NEAR network (default mainnet). [env INDEXER_NETWORK]"),
-        click.option("--lake-endpoint", help="S3 endpoint URL of a self-hosted or S3-compatible Lake mirror. "
-                                             "[env INDEXER_LAKE_ENDPOINT]"),
-        click.option("--lake-bucket", help="Lake bucket (default near-lake-data-<network>). [env INDEXER_LAKE_BUCKET]"),
-        click.option("--neardata-url", help="neardata API base URL (default https://<network>.neardata.xyz). "
-                                            "[env INDEXER_NEARDATA_URL]"),
-        click.option("--prefetch", type=int, help="Blocks fetched concurrently ahead of decoding (default 16). "
-                                                  "[env INDEXER_PREFETCH]"),
-        click.option("--strict-chain/--no-strict-chain", default=None,
-                     help="Stop when a block's prev_hash does not match the previous block (default: record it "
-                          "in dead_letters and go on). [env INDEXER_STRICT_CHAIN]"),
-        click.option("--resolve-all-tx/--no-resolve-all-tx", default=None,
-                     help="Decode every shard so that every receipt's tx_hash is resolved; slower, since shards "
-                          "that never mention a tracked account are otherwise skipped. [env INDEXER_RESOLVE_ALL_TX]"),
-        click.option("--migrate/--no-migrate", "auto_migrate", default=None,
-                     help="Apply pending migrations before indexing (default on). [env INDEXER_AUTO_MIGRATE]"),
-        click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on this port while indexing. "
-                                                      "[env INDEXER_METRICS_PORT]"),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+_ingest_options = _options(_INGEST_FIELDS)
 
 
 def _settings(kwargs: dict[str, Any]) -> Settings:

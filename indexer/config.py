@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     auto_migrate: bool = Field(True, description="apply pending migrations on run and backfill")
 
     # --- source ---
-    source: str = Field("auto", description="lake | neardata | files:PATH | auto (lake with AWS credentials, else neardata)")
+    source: str = Field("auto", description="where blocks come from: lake | neardata | files:PATH | auto (lake with AWS credentials, else neardata)")
     network: Literal["mainnet", "testnet"] = Field("mainnet", description="NEAR network of the lake bucket / neardata host")
     lake_endpoint: str | None = Field(None, description="S3 endpoint URL for self-hosted or S3-compatible Lake mirrors")
     lake_bucket: str | None = Field(None, description="Lake bucket name (default near-lake-data-<network>)")

@@ -151,7 +151,7 @@ class BlockDecoder:
                     for rid in tx.outcome.execution_outcome.outcome.receipt_ids:
                         txmap.set(rid, tx.transaction.hash)
 
-        tracked = 0
+        tracked = unresolved = 0
         for shard in shards:
             structlog.contextvars.bind_contextvars(shard_id=shard.shard_id)
             for index, reo in enumerate(shard.receipt_execution_outcomes):
@@ -165,9 +165,12 @@ class BlockDecoder:
                 if role is None:
                     continue
                 tracked += 1
+                unresolved += not tx_hash
                 self._tracked_receipt(reo, shard.shard_id, shard.shard_id * 100_000 + index, tx_hash or "",
                                       height, header.hash, ts, ts_ns, role, out)
-        structlog.contextvars.unbind_contextvars("shard_id", "receipt_id")
+        structlog.contextvars.unbind_contextvars("shard_id")
+        if unresolved:
+            metrics.TX_UNRESOLVED.inc(unresolved)
 
         rows.add("blocks", [height, header.hash, header.prev_hash, ts_ns, block.author,
                             header.latest_protocol_version, shard_ids, tracked])
@@ -177,7 +180,6 @@ class BlockDecoder:
                          height: int, block_hash: str, ts: str, ts_ns: int, role: Role, out: Emitter) -> None:
         rv = reo.receipt
         outcome = reo.execution_outcome.outcome
-        structlog.contextvars.bind_contextvars(receipt_id=rv.receipt_id)
         try:
             body = lake.decode_receipt_body(rv.receipt)
             status = parse_status(lake.decode_any(outcome.status))
@@ -193,8 +195,6 @@ class BlockDecoder:
             return
         if action is None:
             return  # data receipts carry no execution of their own
-        if not tx_hash:
-            metrics.TX_UNRESOLVED.inc()
         r = TrackedReceipt(
             block_height=height, block_timestamp=ts, block_timestamp_ns=ts_ns, block_hash=block_hash,
             shard_id=shard_id, receipt_id=rv.receipt_id, receiver_id=rv.receiver_id,
@@ -224,6 +224,6 @@ class BlockDecoder:
         try:
             self._handlers[role](r, out)
         except Exception as exc:  # a decoder bug must not stop indexing; the receipt row is kept
-            log.exception("role decoder failed", role=role.value)
+            log.exception("role decoder failed", role=role.value, receipt_id=r.receipt_id)
             out.dead_letter("receipt", f"{role.value} decoder failed: {exc!r}", args_text(first) or r.method_name,
                             shard_id=shard_id, receipt_id=r.receipt_id, contract_id=r.receiver_id)
