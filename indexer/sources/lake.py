@@ -70,6 +70,7 @@ _HINTS = {
     "and refuses anonymous reads), or use --source neardata",
     "no_bucket": "check --lake-bucket, --network and --lake-endpoint",
     "wrong_region": "check --lake-region (NEAR Lake buckets are in eu-central-1) and --lake-endpoint",
+    "clock_skew": "S3 refuses signatures from a clock that is off by more than 15 minutes; sync the system clock (NTP)",
     "client_error": "check --lake-bucket, --lake-region and --lake-endpoint",
 }
 
@@ -83,6 +84,10 @@ def _classify(exc: BaseException) -> tuple[str, bool]:
             return "no_bucket", False
         if code in ("NoSuchKey", "404") or status == 404:
             return "missing", True
+        if code == "RequestTimeout":  # S3's 400 for a connection that stalled mid-request
+            return "connection", True
+        if code == "RequestTimeTooSkewed":
+            return "clock_skew", False
         if code in _THROTTLE_CODES or status == 429:
             return "throttled", True
         if status >= 500:

@@ -148,6 +148,8 @@ class NeardataSource(BlockSource):
                 return await op()
             except _HttpFailure as exc:
                 reason, transient, error = exc.reason, exc.transient, str(exc)
+            except (aiohttp.TooManyRedirects, aiohttp.InvalidURL) as exc:
+                reason, transient, error = "http_error", False, f"{type(exc).__name__}: {exc}"
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
                 reason, transient, error = "connection", True, f"{type(exc).__name__}: {exc}"
             if not transient or attempt == len(delays):
