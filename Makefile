@@ -2,14 +2,15 @@
 #
 #   make run      run the daemon on the embedded store (chdb://./data by default)
 #   make test     install the test dependencies and run the test suite
-#   make bench    run the benchmarks in benchmarks/
+#   make bench    run the benchmark scripts in benchmarks/ (they print their measurements)
 #   make clean    remove the virtualenv, build output and caches (keeps ./data)
 #
 # Variables (pass on the command line, e.g. `make run ARGS="--source neardata --start-block 130000000"`):
 #   ARGS         extra arguments for `intents-indexer run`
 #   STORE        store DSN for `make run` (default: $INDEXER_STORE, else chdb://./data)
 #   PYTEST_ARGS  extra arguments for pytest, e.g. PYTEST_ARGS="-k lake -x"
-#   BENCH_ARGS   extra arguments passed to every benchmark script
+#   BENCH        benchmark names to run, e.g. BENCH=decode or BENCH="decode s3_source" (default: all)
+#   BENCH_ARGS   extra arguments for the benchmark scripts, e.g. make bench BENCH=decode BENCH_ARGS="--rounds 5"
 #   PYTHON       interpreter used to create the virtualenv (default python3, 3.11 or newer)
 #   VENV         virtualenv folder (default .venv)
 
@@ -18,6 +19,7 @@ VENV        ?= .venv
 STORE       ?= $(or $(INDEXER_STORE),chdb://./data)
 ARGS        ?=
 PYTEST_ARGS ?=
+BENCH       ?=
 BENCH_ARGS  ?=
 PIP_FLAGS   ?= --disable-pip-version-check --progress-bar off
 
@@ -36,7 +38,7 @@ STAMP_BENCH := $(VENV)/.stamp-install-bench
 help:
 	@echo "make run     run the indexer daemon on $(STORE) (ARGS=... for more flags)"
 	@echo "make test    install test dependencies into $(VENV) and run the tests (PYTEST_ARGS=...)"
-	@echo "make bench   run the benchmarks in benchmarks/ (BENCH_ARGS=...)"
+	@echo "make bench   run the benchmarks in benchmarks/ (BENCH=name BENCH_ARGS=...)"
 	@echo "make clean   remove $(VENV), build output and caches (keeps ./data)"
 
 $(PY):
@@ -65,13 +67,14 @@ test: $(STAMP_TEST)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP_BENCH)
-	@set -e; found=0; \
-	for script in benchmarks/*.py; do \
-		[ -f "$$script" ] || continue; found=1; \
+	@set -e; ran=0; \
+	for script in $(if $(BENCH),$(patsubst %,benchmarks/%.py,$(BENCH)),benchmarks/*.py); do \
+		[ -f "$$script" ] || { echo "no such benchmark: $$script" >&2; exit 2; }; \
+		grep -q '__name__ == "__main__"' "$$script" || continue; \
 		echo "==> $(PY) $$script $(BENCH_ARGS)"; \
-		$(PY) "$$script" $(BENCH_ARGS); \
+		$(PY) "$$script" $(BENCH_ARGS); ran=1; \
 	done; \
-	[ "$$found" = 1 ] || echo "no benchmark scripts in benchmarks/"
+	[ "$$ran" = 1 ] || echo "no benchmark scripts in benchmarks/"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache benchmarks/out

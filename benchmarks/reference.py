@@ -20,7 +20,7 @@ from indexer.sources.base import RawBlock
 
 
 class ReferenceDecoder(BlockDecoder):
-    def decode(self, raw: RawBlock) -> DecodedBlock | None:
+    def decode(self, raw: RawBlock) -> DecodedBlock:
         from near_lake_framework.near_primitives import Block, IndexerShard
 
         logging.disable(logging.INFO)  # near-lake-framework turns INFO logging on at import
@@ -44,10 +44,11 @@ class ReferenceDecoder(BlockDecoder):
             for index, reo in enumerate(shard.receipt_execution_outcomes):
                 eo = reo.execution_outcome
                 rid = reo.receipt.receipt_id
-                tx_hash = self.tx_by_receipt.get(rid)
+                link = self.tx_by_receipt.entry(rid)
+                tx_hash = link[1] if link is not None else None
                 if tx_hash:
                     for child in eo.outcome.receipt_ids:
-                        self.tx_by_receipt.set(child, tx_hash)
+                        self.tx_by_receipt.set(child, tx_hash, born=link[0])
                 role = self.roles.get(reo.receipt.receiver_id)
                 if role is None:
                     continue

@@ -165,7 +165,9 @@ async def _run(settings: Settings, store: Any, start_block: int | None) -> None:
         while not stop.is_set():
             try:
                 async with open_source(settings) as source:
-                    plan = await plan_live(store, source, start_block)
+                    plan = await _unless_stopped(plan_live(store, source, start_block), stop)
+                    if plan is None:
+                        break
                     log.info("indexing", source=source.name, from_height=plan.resume_height,
                              contracts=settings.contracts)
                     progress = await Pipeline(settings, store, source, plan, _log_progress(plan)).run(stop)
@@ -184,6 +186,22 @@ async def _run(settings: Settings, store: Any, start_block: int | None) -> None:
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         store.close()
+
+
+async def _unless_stopped(coro: Any, stop: asyncio.Event) -> Any:
+    """The coroutine's result, or None as soon as a stop is requested (the coroutine is cancelled)."""
+    task = asyncio.ensure_future(coro)
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):
+        pass
+    return None
 
 
 def _log_progress(plan: Any, every: float = 10.0) -> Callable[[Any], None]:

@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         description="decode every shard so that every receipt's transaction hash is resolved (slower)",
     )
     tx_lookback_blocks: int = Field(
-        250, ge=0, description="blocks a receipt->transaction link is remembered; replayed on resume"
+        250, ge=0, description="blocks after its transaction within which a receipt still gets its tx_hash; replayed on resume"
     )
 
     # --- ingest ---

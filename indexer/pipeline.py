@@ -109,7 +109,7 @@ class Pipeline:
         log.info("replaying blocks to rebuild decoder state", from_height=first, to_height=last)
         async for raw in self.source.blocks(first, last):
             decoded = self.decoder.decode(raw)
-            if decoded is not None and decoded.hash:
+            if decoded.hash:
                 self._prev_hash = decoded.hash
 
     def _check_chain(self, decoded: DecodedBlock) -> None:
@@ -175,8 +175,6 @@ class Pipeline:
                     await producer  # re-raises the source's error, after the good rows are stored
                     break
                 decoded = self.decoder.decode(raw)
-                if decoded is None:
-                    continue
                 if batch_blocks == 0:
                     batch_started = time.monotonic()
                 self._check_chain(decoded)

@@ -33,16 +33,27 @@ def run_query(store: Store, sql: str, fmt: str = "table") -> str:
         columns, rows = store.query(sql, settings={"readonly": 2})
     except Exception as exc:
         raise QueryError(f"query failed: {str(exc).strip().splitlines()[0][:500]}") from None
+    if not columns and not rows:
+        columns = _columns_of_empty_result(store, sql)
     rows = [tuple(_cell(v) for v in row) for row in rows]
     if fmt == "json":
         return orjson.dumps([dict(zip(columns, row)) for row in rows], option=orjson.OPT_INDENT_2).decode()
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.writer(buf)
+        writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(rows)
         return buf.getvalue().rstrip("\n")
     return format_table(columns, rows)
+
+
+def _columns_of_empty_result(store: Store, sql: str) -> list[str]:
+    """Column names of a query that returned no rows: embedded chDB gives none with an empty result."""
+    try:
+        _, described = store.query(f"DESCRIBE TABLE ({sql.strip().rstrip(';')})", settings={"readonly": 2})
+    except Exception:  # not a SELECT (SHOW ..., EXPLAIN ...): leave the header empty
+        return []
+    return [str(r[0]) for r in described]
 
 
 def format_table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:

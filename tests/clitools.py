@@ -66,3 +66,43 @@ def log_lines(stderr: str) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return out
+
+
+class LogReader:
+    """Reads a daemon's JSON log lines in a thread, so that waits have a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[str]):
+        import queue
+        import threading
+
+        self.proc = proc
+        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.raw.append(line)
+            for event in log_lines(line):
+                self.lines.put(event)
+
+    def wait_for(self, predicate, timeout: float = 120.0) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        import queue
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching log line in {timeout}s; last lines: {''.join(self.raw[-5:])}")
+            try:
+                event = self.lines.get(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    raise AssertionError(f"daemon exited {self.proc.returncode}: {''.join(self.raw[-10:])}") from None
+                continue
+            self.seen.append(event)
+            if predicate(event):
+                return event

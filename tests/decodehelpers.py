@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,6 @@ from indexer.decode.receipt import TrackedReceipt, parse_actions
 from indexer.decode.rows import COLUMNS, Rows, ts_string
 from indexer.decode.status import parse_status
 from indexer.sources.base import RawBlock
-
-# One chDB data path per process (chDB cannot open a second one). conftest.py provides the
-# same idea as the ``chdb_store_path`` fixture; this is the fallback for running without it.
-CHDB_PATH = Path(tempfile.mkdtemp(prefix="indexer-test-chdb-"))
 
 LOCALNET = SHARED / "lake-localnet"
 

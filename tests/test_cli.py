@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from clitools import cli, cli_env, dump_tables, log_lines, popen
+from clitools import LogReader, cli, cli_env, dump_tables, popen
 from lakebuild import MAINNET, fixture_lake
 
 pytestmark = pytest.mark.timeout(300)
@@ -69,19 +69,6 @@ def test_query_formats_and_read_only(tmp_path: Path) -> None:
     assert len(dump_tables(tmp_path / "store")["blocks"]) == len(heights)
 
 
-def _wait_for(proc, predicate, timeout: float = 60.0) -> list[dict]:
-    seen: list[dict] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        seen += log_lines(line)
-        if seen and predicate(seen[-1]):
-            return seen
-        if time.monotonic() > deadline:
-            break
-    raise AssertionError(f"condition not met; log tail: {seen[-5:]}")
-
-
 def test_run_follows_new_blocks_then_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     lake_all = tmp_path / "all"
     heights = fixture_lake(lake_all, copies=2)
@@ -93,21 +80,22 @@ def test_run_follows_new_blocks_then_stops_cleanly_and_resumes(tmp_path: Path) -
     env = cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05")
     args = ["run", "--source", f"files:{lake}", "--store", f"chdb://{store}", "--start-block", str(heights[0])]
     proc = popen(*args, env=env)
-    _wait_for(proc, lambda e: e.get("event") == "batch stored" and e.get("height") == heights[3])
+    logs = LogReader(proc)
+    logs.wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[3])
     for h in heights[4:]:  # new blocks appear while the daemon follows the head
         shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
-    _wait_for(proc, lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
+    logs.wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    proc.wait(timeout=60)
     assert proc.returncode == 0
     tables = dump_tables(store)
     assert [int(r[0]) for r in tables["blocks"]] == heights
     # A restart resumes from the checkpoint (not --start-block) and writes nothing twice.
     proc = popen(*args, env=env)
-    events = _wait_for(proc, lambda e: e.get("event") == "indexing")
-    assert events[-1]["from_height"] == heights[-1] + 1
+    event = LogReader(proc).wait_for(lambda e: e.get("event") == "indexing")
+    assert event["from_height"] == heights[-1] + 1
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    proc.wait(timeout=60)
     assert proc.returncode == 0
     assert dump_tables(store) == tables
 
@@ -116,20 +104,16 @@ def test_run_without_network_names_the_source_and_keeps_retrying(tmp_path: Path)
     env = cli_env(INDEXER_RETRY_BASE_DELAY="0.05", INDEXER_SHARD_RETRY_LIMIT="1")
     proc = popen("run", "--source", "neardata", "--neardata-url", "http://127.0.0.1:9", "--store",
                  f"chdb://{tmp_path / 'store'}", env=env)
-    errors = []
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        for e in log_lines(line):
-            if e.get("event") == "source unavailable; retrying":
-                errors.append(e)
-        if len(errors) >= 2:
-            break
+    logs = LogReader(proc)
+    errors = [logs.wait_for(lambda e: e.get("event") == "source unavailable; retrying") for _ in range(2)]
     assert proc.poll() is None, "the daemon exited instead of retrying"
     assert "127.0.0.1:9" in errors[0]["error"]
     assert errors[1]["retry_in_s"] >= errors[0]["retry_in_s"]
+    stopped = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=30)
+    proc.wait(timeout=30)
     assert proc.returncode == 0
+    assert time.monotonic() - stopped < 10, "SIGTERM must not wait for the source's retries"
 
 
 def test_strict_chain_stops_on_a_break(tmp_path: Path) -> None:

@@ -94,3 +94,7 @@ def test_event_error_is_a_value_error() -> None:
 def test_event_dataclass_roundtrip() -> None:
     e = Event("dip4", "0.3.0", "transfer", [{"x": "1"}])
     assert e.data_json() == '[{"x":"1"}]'
+
+
+def test_whitespace_around_the_json_is_tolerated() -> None:
+    assert parse_event(PREFIX + ' {"standard":"a","event":"b"}\n').event == "b"

@@ -110,8 +110,8 @@ class BlockDecoder:
     def _mentions_tracked(self, shard: bytes) -> bool:
         return any(n in shard for n in self._needles)
 
-    def decode(self, raw: RawBlock) -> DecodedBlock | None:
-        """Rows of one block; None when block.json itself is undecodable (dead-lettered in ``rows``)."""
+    def decode(self, raw: RawBlock) -> DecodedBlock:
+        """Rows of one block. An undecodable block.json gives a block with an empty hash whose only row is its dead letter."""
         rows = Rows()
         out = Emitter(rows, raw.height)
         try:
@@ -157,10 +157,11 @@ class BlockDecoder:
             for index, reo in enumerate(shard.receipt_execution_outcomes):
                 eo = reo.execution_outcome
                 rid = reo.receipt.receipt_id
-                tx_hash = txmap.get(rid)
+                link = txmap.entry(rid)
+                tx_hash = link[1] if link is not None else None
                 if tx_hash:
-                    for child in eo.outcome.receipt_ids:
-                        txmap.set(child, tx_hash)
+                    for child in eo.outcome.receipt_ids:  # expires with the transaction's own link
+                        txmap.set(child, tx_hash, born=link[0])
                 role = self.roles.get(reo.receipt.receiver_id)
                 if role is None:
                     continue

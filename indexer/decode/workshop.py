@@ -52,7 +52,7 @@ _EVENT_STATUS = [("verified", "verified"), ("executing", "executing"), ("solved"
 
 
 class WorkshopState:
-    """When each intent was verified (for solver latency), remembered ``lookback`` blocks."""
+    """When each intent was last verified (for solver latency), remembered ``lookback`` blocks."""
 
     def __init__(self, lookback: int):
         self.verified_ns: ExpiringMap[int] = ExpiringMap(lookback)
@@ -90,7 +90,7 @@ def _apply_logs(r: "TrackedReceipt", out: "Emitter", state: WorkshopState, contr
     for intent_id, status, extra in _transitions(r):
         solver = extra.get("solver") or extra.get("solver_account") or solver_default
         failure = SOLVER_FAILED if status == "failed" and not extra.get("reason") else extra.get("reason", "")
-        if status == "verified" and intent_id not in state.verified_ns:
+        if status == "verified":  # the latest verification: a replay of lookback blocks sees the same
             state.verified_ns.set(intent_id, r.block_timestamp_ns)
         out.intent_update(r, contract_id, intent_id, status, failure=failure, solver_id=solver,
                           signer_id=extra.get("user", ""))

@@ -86,7 +86,7 @@ def dip4_solvers(cfg: SimConfig, rng: random.Random) -> list[SolverProfile]:
             weight=w,
             fail_prob=f,
             reasons=tuple(base * rng.lognormvariate(0.0, 0.7) for _, base, _ in DIP4_FAILURES),
-            gas_median=rng.uniform(6, 22) * TGAS,
+            gas_median=rng.uniform(3, 12) * TGAS,
             gas_sigma=rng.uniform(0.25, 0.6),
             tail_prob=rng.uniform(0.002, 0.02),
         ))

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.simulate.ids import Ids
+from indexer.simulate.ids import FastIds, Ids
 from indexer.simulate.options import SimConfig
 
 EPOCH_LENGTH = 43_200  # mainnet blocks per epoch
@@ -85,7 +85,13 @@ class HeaderFactory:
         self.cfg = cfg
         self.ids = ids
         self.rng = random.Random(f"{cfg.seed}:headers")
+        # Header roots and signatures carry no meaning for an indexer; they come from a per-block
+        # FastIds (a slice per hash) because real base58 encoding of ~100 hashes per block would
+        # dominate generation time.
         self._sigs = [ids.signature("approval", i) for i in range(256)]
+        self._fast: FastIds | None = None
+        self._fast_height = -1
+        self._epoch: tuple[int, tuple[str, str, str]] | None = None
         self._last_chunk: dict[int, dict[str, Any]] = {}
         self._finality: list[str] = []
 
@@ -101,55 +107,70 @@ class HeaderFactory:
         self._last_chunk[shard_id] = header
         return header
 
+    def _hashes(self, plan: BlockPlan) -> FastIds:
+        if self._fast_height != plan.height:
+            self._fast = FastIds(self.ids.wide_hash("headers", plan.height))
+            self._fast_height = plan.height
+        assert self._fast is not None
+        return self._fast
+
+    def _signature(self) -> str:
+        return self._sigs[self.rng.randrange(256)][:-3] + self._hashes_tail()
+
+    def _hashes_tail(self) -> str:
+        assert self._fast is not None
+        return self._fast.next()[-3:]
+
     def _new_chunk(self, plan: BlockPlan, shard_id: int, height: int, gas_used: int, tokens_burnt: int,
                    encoded_length: int, has_txs: bool) -> dict[str, Any]:
-        h = self.ids.hash
-        key = (height, shard_id)
+        h = self._hashes(plan).next
         return {
             "balance_burnt": str(tokens_burnt),
             "bandwidth_requests": {"V1": {"requests": []}},
-            "chunk_hash": h("chunk", *key),
+            "chunk_hash": h(),
             "congestion_info": {"allowed_shard": shard_id, "buffered_receipts_gas": "0",
                                 "delayed_receipts_gas": "0", "receipt_bytes": 0},
             "encoded_length": encoded_length,
-            "encoded_merkle_root": h("chunk-merkle", *key),
+            "encoded_merkle_root": h(),
             "gas_limit": CHUNK_GAS_LIMIT,
             "gas_used": gas_used,
             "height_created": height,
             "height_included": height,
-            "outcome_root": h("chunk-outcome", *key),
-            "outgoing_receipts_root": h("chunk-outgoing", *key),
-            "prev_block_hash": plan.prev_hash if height == plan.height else h("block", height - 1),
-            "prev_state_root": h("chunk-state", *key),
+            "outcome_root": h(),
+            "outgoing_receipts_root": h(),
+            "prev_block_hash": plan.prev_hash if height == plan.height else self.ids.hash("block", height - 1),
+            "prev_state_root": h(),
             "rent_paid": "0",
             "shard_id": shard_id,
-            "signature": self.ids.signature("chunk", *key),
-            "tx_root": h("chunk-tx", *key) if has_txs else EMPTY_ROOT,
+            "signature": self._signature(),
+            "tx_root": h() if has_txs else EMPTY_ROOT,
             "validator_proposals": [],
             "validator_reward": "0",
         }
 
     def block(self, plan: BlockPlan, chunks: list[dict[str, Any]]) -> dict[str, Any]:
-        cfg, h, rng = self.cfg, self.ids.hash, self.rng
+        cfg, rng = self.cfg, self.rng
+        fast = self._hashes(plan).next
         epoch = plan.height // EPOCH_LENGTH
+        epoch_hash = self._epoch_hashes(epoch)
         mask = [c["height_included"] == plan.height for c in chunks]
         approvals = [self._sigs[rng.randrange(256)] if rng.random() < 0.93 else None for _ in range(48)]
         self._finality.append(plan.prev_hash)
         last_final = self._finality[-2] if len(self._finality) > 1 else plan.prev_hash
         header = {
             "approvals": approvals,
-            "block_body_hash": h("body", plan.height),
-            "block_merkle_root": h("merkle", plan.height),
+            "block_body_hash": fast(),
+            "block_merkle_root": fast(),
             "block_ordinal": plan.ordinal,
             "challenges_result": [],
             "challenges_root": EMPTY_ROOT,
             "chunk_endorsements": [[255] * 9 + [rng.randrange(1, 256)] for _ in chunks],
-            "chunk_headers_root": h("chunk-headers", plan.height),
+            "chunk_headers_root": fast(),
             "chunk_mask": mask,
-            "chunk_receipts_root": h("chunk-receipts", plan.height),
-            "chunk_tx_root": h("chunk-txs", plan.height),
+            "chunk_receipts_root": fast(),
+            "chunk_tx_root": fast(),
             "chunks_included": sum(mask),
-            "epoch_id": h("epoch", epoch),
+            "epoch_id": epoch_hash[0],
             "epoch_sync_data_hash": None,
             "gas_price": "100000000",
             "hash": plan.hash,
@@ -157,15 +178,15 @@ class HeaderFactory:
             "last_ds_final_block": plan.prev_hash,
             "last_final_block": last_final,
             "latest_protocol_version": cfg.protocol_version,
-            "next_bp_hash": h("bp", epoch + 1),
-            "next_epoch_id": h("epoch", epoch + 1),
-            "outcome_root": h("outcome", plan.height),
+            "next_bp_hash": epoch_hash[2],
+            "next_epoch_id": epoch_hash[1],
+            "outcome_root": fast(),
             "prev_hash": plan.prev_hash,
             "prev_height": plan.prev_height,
-            "prev_state_root": h("state", plan.height),
-            "random_value": h("random", plan.height),
+            "prev_state_root": fast(),
+            "random_value": fast(),
             "rent_paid": "0",
-            "signature": self.ids.signature("block", plan.height),
+            "signature": self._signature(),
             "timestamp": plan.timestamp_ns,
             "timestamp_nanosec": str(plan.timestamp_ns),
             "total_supply": str(1_277_588_493_092_208_736_683_680_159_652_463 + plan.height * 10**21),
@@ -173,6 +194,12 @@ class HeaderFactory:
             "validator_reward": "0",
         }
         return {"author": _VALIDATORS[plan.height % len(_VALIDATORS)], "chunks": chunks, "header": header}
+
+    def _epoch_hashes(self, epoch: int) -> tuple[str, str, str]:
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, (self.ids.hash("epoch", epoch), self.ids.hash("epoch", epoch + 1),
+                                   self.ids.hash("bp", epoch + 1)))
+        return self._epoch[1]
 
     def chunk_author(self, plan: BlockPlan, shard_id: int) -> str:
         return _VALIDATORS[(plan.height * 7 + shard_id) % len(_VALIDATORS)]

@@ -40,6 +40,7 @@ class Ids:
 
     def __init__(self, seed: int):
         self._seed = f"near-intents-sim:{seed}:".encode()
+        self._keys: dict[str, str] = {}
 
     def digest(self, *parts: object) -> bytes:
         return hashlib.sha256(self._seed + "|".join(map(str, parts)).encode()).digest()
@@ -54,7 +55,10 @@ class Ids:
         return b58encode(bytes(d))
 
     def public_key(self, account: str) -> str:
-        return "ed25519:" + b58encode(self.digest("pk", account))
+        key = self._keys.get(account)
+        if key is None:
+            key = self._keys[account] = "ed25519:" + b58encode(self.digest("pk", account))
+        return key
 
     def signature(self, *parts: object) -> str:
         return "ed25519:" + b58encode(self.digest("sig-a", *parts) + self.digest("sig-b", *parts))
@@ -74,7 +78,7 @@ _SUFFIXES: list[str] = []
 
 
 class FastIds:
-    """Up to 58**3 unique ids per block from one prefix hash."""
+    """Up to 58**3 (195,112) unique ids per block from one prefix hash."""
 
     __slots__ = ("_prefix", "_n")
 
@@ -88,5 +92,11 @@ class FastIds:
 
     def next(self) -> str:
         n = self._n
+        if n == 195_112:  # exhausted (a block of tens of MB): continue under a fresh prefix
+            d = bytearray(hashlib.sha256(self._prefix.encode()).digest())
+            d[0] = 0x20 + d[0] % 0x60
+            self._prefix = b58encode(bytes(d))[:41]
+            n = 0
         self._n = n + 1
-        return self._prefix + _SUFFIXES[n]
+        # a stride coprime with 58**3 visits every suffix once, in an order that does not look sequential
+        return self._prefix + _SUFFIXES[(n * 104_729 + 31_337) % 195_112]

@@ -56,7 +56,10 @@ class Window:
         start, end = int(m[1]), int(m[2])
         if end < start:
             raise SimulateError(f"{option} {spec!r}: TO must not be before FROM")
-        factor = float(m[3]) if with_factor and m.lastindex and m.lastindex >= 3 and m[3] else (6.0 if with_factor else 1.0)
+        if not with_factor:
+            factor = 1.0
+        else:
+            factor = float(m[3]) if m[3] else 6.0
         return cls(start, end, factor)
 
     def __contains__(self, offset: int) -> bool:
@@ -89,7 +92,7 @@ class SimConfig:
     max_latency_blocks: int = 6
     # size and layout
     tracked_shard_fraction: float = 0.35
-    noise_bytes_per_block: int = 250_000
+    noise_bytes_per_block: int = 180_000
     malformed_rate: float = 0.0
     # incidents
     solver_collapses: tuple[SolverCollapse, ...] = ()
@@ -130,10 +133,12 @@ class SimConfig:
             raise SimulateError("--noise-bytes-per-block must not be negative")
         for w in (*self.gas_spikes, *self.verifier_pauses):
             if w.start >= self.blocks:
-                raise SimulateError(f"incident window {w.start}:{w.end} starts after the last block offset {self.blocks - 1}")
+                raise SimulateError(f"incident window {w.start}:{w.end} starts after the last block offset "
+                                    f"{self.blocks - 1}")
         for c in self.solver_collapses:
             if c.offset >= self.blocks:
-                raise SimulateError(f"solver collapse at offset {c.offset} is after the last block offset {self.blocks - 1}")
+                raise SimulateError(f"solver collapse at offset {c.offset} is after the last block offset "
+                                    f"{self.blocks - 1}")
         object.__setattr__(self, "start_ns", parse_time_ns(self.start_time))
 
     @property
@@ -144,7 +149,7 @@ class SimConfig:
     def generator_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("start_ns")
-        d["out"] = str(self.out)
+        d.pop("out")  # where the lake goes does not change a byte of it
         d["shard_ids"] = list(self.shard_ids)
         d["solver_collapses"] = [f"{c.solver}@{c.offset}:{c.success_rate}" for c in self.solver_collapses]
         d["gas_spikes"] = [f"{w.start}:{w.end}x{w.factor}" for w in self.gas_spikes]

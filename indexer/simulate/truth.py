@@ -191,7 +191,8 @@ class Truth:
 
     # --- rendering ---
 
-    def to_dict(self, generator: dict[str, Any], blocks: dict[str, Any], incidents: list[dict[str, Any]]) -> dict[str, Any]:
+    def to_dict(self, generator: dict[str, Any], blocks: dict[str, Any],
+                incidents: list[dict[str, Any]]) -> dict[str, Any]:
         receipts = {}
         for c, st in self.receipts.items():
             receipts[c] = {

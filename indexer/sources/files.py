@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,11 +30,28 @@ class _BlockShards(msgspec.Struct):
 
 
 _shards_of = msgspec.json.Decoder(_BlockShards).decode
+_validate = msgspec.json.Decoder(msgspec.Raw).decode
+# Files younger than this are checked for being whole JSON before use: a mirror may be writing them.
+_RECENT_SECONDS = 10.0
+
+
+def _complete_json(data: bytes) -> bool:
+    try:
+        _validate(data)
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 def shard_ids(block_json: bytes) -> list[int]:
-    """Shard ids of a block, read from its chunks (they are not contiguous on mainnet)."""
-    return [c.shard_id for c in _shards_of(block_json).chunks]
+    """Shard ids of a block, read from its chunks (they are not contiguous on mainnet).
+
+    An undecodable block.json has none: the decoder then files the block as a dead letter.
+    """
+    try:
+        return [c.shard_id for c in _shards_of(block_json).chunks]
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return []
 
 
 class FilesSource(BlockSource):
@@ -60,23 +78,26 @@ class FilesSource(BlockSource):
             raise SourceError(f"files source: {self.root} holds no blocks")
         return heights[-1]
 
-    async def _read_shard(self, folder: Path, shard_id: int) -> bytes:
-        path = folder / f"shard_{shard_id}.json"
+    async def _read_json(self, path: Path, what: str) -> bytes:
+        """The file's bytes, waiting (bounded, with backoff) while it is missing or still being written."""
         for delay in [0.0, *backoff_delays(self.settings)]:
             if delay:
-                metrics.SOURCE_RETRIES.labels(source=self.name, reason="missing_shard").inc()
+                metrics.SOURCE_RETRIES.labels(source=self.name, reason=what).inc()
                 await asyncio.sleep(delay)
             try:
-                return path.read_bytes()
+                data = path.read_bytes()
+                if time.time() - path.stat().st_mtime < _RECENT_SECONDS and not _complete_json(data):
+                    continue  # a mirror is still writing it
+                return data
             except FileNotFoundError:
                 continue
-        metrics.SOURCE_ERRORS.labels(source=self.name, reason="missing_shard").inc()
-        raise SourceError(f"files source: {path} is missing (block.json lists shard {shard_id})")
+        metrics.SOURCE_ERRORS.labels(source=self.name, reason=what).inc()
+        raise SourceError(f"files source: {path} is missing or incomplete after retries")
 
     async def _read(self, height: int) -> RawBlock:
         folder = self.root / f"{height:012d}"
-        block = (folder / "block.json").read_bytes()
-        shards = [await self._read_shard(folder, sid) for sid in shard_ids(block)]
+        block = await self._read_json(folder / "block.json", "incomplete_block")
+        shards = [await self._read_json(folder / f"shard_{sid}.json", "missing_shard") for sid in shard_ids(block)]
         return RawBlock(height=height, block=block, shards=shards)
 
     async def blocks(self, start: int, end: int | None = None) -> AsyncIterator[RawBlock]:

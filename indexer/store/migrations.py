@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,16 @@ from indexer.store.client import Store
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_DIR = Path(os.environ.get("INDEXER_MIGRATIONS_DIR", Path(__file__).resolve().parents[2] / "migrations"))
+def _default_dir() -> Path:
+    """INDEXER_MIGRATIONS_DIR, else the checkout's migrations/, else the installed copy."""
+    if os.environ.get("INDEXER_MIGRATIONS_DIR"):
+        return Path(os.environ["INDEXER_MIGRATIONS_DIR"])
+    checkout = Path(__file__).resolve().parents[2] / "migrations"
+    installed = Path(sys.prefix) / "share" / "near-intents-indexer" / "migrations"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
+
+
+DEFAULT_DIR = _default_dir()
 _NAME = re.compile(r"^(\d{4})_([\w\-]+)\.sql$")
 
 
