@@ -45,7 +45,7 @@ def _run(cfg: SimConfig, dry_run: bool) -> dict[str, float]:
     wall = time.perf_counter() - t0
     u1, s1 = _cpu()
     return {"blocks": stats.blocks, "mb": stats.bytes / 1e6, "wall": wall, "user": u1 - u0, "sys": s1 - s0,
-            "blocks_s": stats.blocks / wall, "mb_s": stats.bytes / 1e6 / wall}
+            "blocks_s": stats.blocks / wall, "mb_s": stats.bytes / 1e6 / wall, "sizes": stats.size_quantiles()}
 
 
 def main() -> None:
@@ -65,11 +65,15 @@ def main() -> None:
     print(f"simulate benchmark: {args.blocks} heights, noise {cfg.noise_bytes_per_block} B/block, "
           f"{len(cfg.shard_ids)} shards, python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     try:
+        sizes = None
         for label, dry in (("generate only (no files)", True), (f"generate + write to {out}", False)):
             r = _run(cfg, dry)
             print(f"  {label}\n    {r['blocks']} blocks, {r['mb']:.1f} MB in {r['wall']:.1f} s: "
                   f"{r['blocks_s']:.0f} blocks/s, {r['mb_s']:.1f} MB/s "
                   f"(cpu user {r['user']:.1f} s, sys {r['sys']:.1f} s)")
+            sizes = r["sizes"]
+        assert sizes is not None
+        print("  bytes per block: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()))
     finally:
         if not args.keep and args.out is None:
             shutil.rmtree(out, ignore_errors=True)

@@ -304,8 +304,9 @@ def test_truth_is_internally_consistent(lake: tuple[Path, dict[str, Any]]) -> No
     d = t["details"]
     assert len(d["intents"]) == totals["intents"] and len(d["solver_executions"]) == n_exec
     gas: dict[str, int] = defaultdict(int)
-    for contract, solver, _rid, success, failure, g, _h, _lat in d["solver_executions"]:
+    for contract, solver, _rid, success, failure, g, _h, _lat, tx_hash in d["solver_executions"]:
         gas[solver] += g
+        assert tx_hash
         assert bool(success) == (failure == "")
         assert bucket_label(g) in t["solver_executions"][contract][solver]["gas_buckets"]
     assert dict(gas) == {s: v["gas_burnt"] for per in t["solver_executions"].values() for s, v in per.items()}

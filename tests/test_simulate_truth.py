@@ -69,8 +69,8 @@ for c, sol, b, cnt in q(f"SELECT contract_id, solver_id, {bucket_sql('gas_burnt'
     ex[c][sol]["gas_buckets"][b] = cnt
 out["solver_executions"] = ex
 out["execution_rows"] = [
-    [c, sol, rid, ok, f, gas, h, lat] for c, sol, rid, ok, f, gas, h, lat in q(
-        f"SELECT contract_id, solver_id, receipt_id, success, failure, gas_burnt, block_height, latency_s "
+    list(r) for r in q(
+        f"SELECT contract_id, solver_id, receipt_id, success, failure, gas_burnt, block_height, latency_s, tx_hash "
         f"FROM {T('solver_executions')}")]
 intents = defaultdict(lambda: {"by_status": {}, "failures": {}, "per_minute": {}})
 for c, st, f, cnt in q(f"SELECT contract_id, status, failure, count() FROM {T('intents')} GROUP BY ALL"):
@@ -148,8 +148,11 @@ def assert_agrees(got: dict[str, Any], t: dict[str, Any]) -> None:
                     assert have["latency_s"][key] == pytest.approx(want["latency_s"][key], abs=2e-3), (solver, key)
                 tolerance = 2e-3 * want["latency_s"]["count"]  # DateTime64(3) keeps milliseconds
                 assert have["latency_s"]["sum"] == pytest.approx(want["latency_s"]["sum"], abs=tolerance)
-    rows = sorted([c, s, rid, int(ok), f, int(g), int(h)] for c, s, rid, ok, f, g, h, _ in got["execution_rows"])
-    want_rows = sorted([c, s, rid, ok, f, g, h] for c, s, rid, ok, f, g, h, _ in t["details"]["solver_executions"])
+    # every execution, down to its receipt, gas, height and the transaction hash the indexer resolved
+    rows = sorted([c, s, rid, int(ok), f, int(g), int(h), tx]
+                  for c, s, rid, ok, f, g, h, _, tx in got["execution_rows"])
+    want_rows = sorted([c, s, rid, ok, f, g, h, tx]
+                       for c, s, rid, ok, f, g, h, _, tx in t["details"]["solver_executions"])
     assert rows == want_rows
 
     for contract, want in t["intents"].items():

@@ -93,11 +93,28 @@ class DecoderConfig:
         )
 
 
+def anchors(accounts: list[str]) -> list[bytes]:
+    """Few substrings such that every account contains one: the shard pre-filter scans for these.
+
+    Accounts under one parent (``solver-1.workshop.near``, ``verifier.workshop.near``) share
+    the anchor ``.workshop.near``, so a shard is scanned once per parent, not once per account.
+    A false positive only costs the decoding of one shard; a false negative is impossible.
+    """
+    out: set[str] = set()
+    for account in accounts:
+        labels = account.split(".")
+        parent = "." + ".".join(labels[-2:]) if len(labels) > 2 else account
+        # A short parent ('.tg', '.near') would match nearly every shard: keep the account then.
+        out.add(parent if len(parent) >= 10 and sum(a.endswith(parent) for a in accounts) > 1 else account)
+    # Drop anchors that contain another anchor: the shorter one already matches.
+    return sorted({a.encode() for a in out if not any(b != a and b in a for b in out)})
+
+
 class BlockDecoder:
     def __init__(self, config: DecoderConfig):
         self.config = config
         self.roles: dict[str, Role] = {c.account: c.role for c in config.contracts}
-        self._needles = [c.account.encode() for c in config.contracts]
+        self._needles = anchors([c.account for c in config.contracts])
         self.tx_by_receipt: ExpiringMap[str] = ExpiringMap(config.lookback)
         self.workshop_state = workshop.WorkshopState(config.lookback)
         self._handlers: dict[Role, Callable[[TrackedReceipt, Emitter], None]] = {

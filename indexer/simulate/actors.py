@@ -95,6 +95,8 @@ def dip4_solvers(cfg: SimConfig, rng: random.Random) -> list[SolverProfile]:
 
 def workshop_solvers(cfg: SimConfig, rng: random.Random) -> list[SolverProfile]:
     n = cfg.workshop_solvers
+    if n == 0:
+        return []
     weights = _zipf_weights(n, 0.8)
     fails = _qualities(rng, weights, min(0.5, cfg.failure_rate * 2), 0.8)
     return [SolverProfile(

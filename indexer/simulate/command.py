@@ -140,6 +140,9 @@ def simulate(out: Path, collapses: tuple[str, ...], spikes: tuple[str, ...], pau
     click.echo(f"{verb} {stats.blocks} blocks (heights {b['first_height']}..{b['last_height']}, "
                f"{len(b['skipped_heights'])} skipped), {stats.bytes / 1e6:.1f} MB in {stats.seconds:.1f} s "
                f"({stats.blocks_per_s:.0f} blocks/s, {stats.mb_per_s:.0f} MB/s)", err=True)
+    q = stats.size_quantiles()
+    click.echo(f"block sizes: median {q['p50'] / 1e6:.2f} MB, p99 {q['p99'] / 1e6:.2f} MB, "
+               f"max {q['max'] / 1e6:.2f} MB", err=True)
     t = truth["totals"]
     click.echo(f"truth: {t['tracked_receipts']} tracked receipts, {t['events']} events, "
                f"{t['solver_executions']} solver executions, {t['intents']} intents, "

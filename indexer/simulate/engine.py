@@ -8,8 +8,8 @@ verifier receipts. Truth is recorded at the moment a tracked receipt executes.
 
 Shards: tracked contracts live in fixed home shards. Every other account touched by tracked
 flows (relayers, users, token contracts) is placed, per block, in one of the block's *visible*
-shards; visible shards without a tracked receipt get one unrelated receipt that names a tracked
-account. So exactly ``round(--tracked-shard-fraction * shards)`` shard files per block (at least
+shards; visible shards whose fragments name no tracked account get one unrelated receipt that
+does (a plain token transfer to it). So exactly ``round(--tracked-shard-fraction * shards)`` shard files per block (at least
 the home shards) mention a tracked account, and the noise in the other files never does.
 """
 
@@ -75,7 +75,7 @@ class ShardBuf:
     """One shard file of the current block, as lists of already-serialised JSON fragments."""
 
     __slots__ = ("shard_id", "txs", "receipts", "outcomes", "state_changes", "gas_used", "tokens_burnt",
-                 "mentions", "flow_txs", "flow_receipts", "flow_outcomes", "flow_state_changes", "bytes")
+                 "mentions", "flow_txs", "flow_receipts", "flow_outcomes", "flow_state_changes")
 
     def __init__(self, shard_id: int):
         self.shard_id = shard_id
@@ -89,8 +89,7 @@ class ShardBuf:
         self.flow_state_changes: list[bytes] = []
         self.gas_used = 0
         self.tokens_burnt = 0
-        self.mentions = False
-        self.bytes = 0
+        self.mentions = False  # whether any fragment names a tracked account
 
 
 class BlockCtx:

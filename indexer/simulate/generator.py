@@ -35,6 +35,12 @@ class Stats:
     bytes: int
     seconds: float
     truth_path: Path
+    block_sizes: list[int]
+
+    def size_quantiles(self) -> dict[str, int]:
+        """Bytes per block (block.json + shard files): min, median, p99, max."""
+        s = sorted(self.block_sizes) or [0]
+        return {"min": s[0], "p50": s[len(s) // 2], "p99": s[min(len(s) - 1, len(s) * 99 // 100)], "max": s[-1]}
 
     @property
     def blocks_per_s(self) -> float:
@@ -126,7 +132,7 @@ def generate(cfg: SimConfig, *, force: bool = False, dry_run: bool = False, writ
     data = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
     truth_path.write_bytes(data)
     return Stats(len(written), writer.files_written + 1, writer.bytes_written + len(data),
-                 time.perf_counter() - started, truth_path)
+                 time.perf_counter() - started, truth_path, writer.block_sizes)
 
 
 class _BlockLoop:

@@ -74,6 +74,7 @@ class LakeWriter:
         self.rng = random.Random(f"{seed}:writer")
         self.bytes_written = 0
         self.files_written = 0
+        self.block_sizes: list[int] = []  # bytes per block across block.json and its shard files
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lake-writer") if threads else None
         self._inflight: deque[Future[None]] = deque()
         self._max_inflight = 8 * max(1, threads)
@@ -108,6 +109,7 @@ class LakeWriter:
                 self._inflight.popleft().result()  # bounded memory; re-raises a write error
             self._inflight.append(self._pool.submit(_write_files, folder, files))
         size = sum(len(data) for _, data in files)
+        self.block_sizes.append(size)
         self.bytes_written += size
         self.files_written += len(files)
         return size

@@ -73,7 +73,8 @@ class NoiseFactory:
         self.kinds: list[_Kind] = []
         self.weights: list[float] = []
         for variant in range(4):
-            for builder, weight in ((self._ft_transfer, 30), (self._nft_mint, 6), (self._game_claim, 14),
+            for builder, weight in ((self._ft_transfer, 26), (self._mt_transfer, 6), (self._nft_mint, 6),
+                                    (self._game_claim, 14),
                                     (self._lockup_claim, 8), (self._refund, 16), (self._create_account, 5),
                                     (self._oracle, 3), (self._aurora, 4), (self._failure, 2), (self._tx, 12)):
                 kind = builder(rng, variant)
@@ -147,6 +148,17 @@ class NoiseFactory:
         return self._wrap("mention" if mention else "ft", token, "@@U0@@",
                           [shapes.function_call("ft_transfer", args, 30 * TGAS, "1")], [log], shapes.success_value(),
                           gas, rng)
+
+    def _mt_transfer(self, rng: random.Random, variant: int) -> _Kind:
+        contract, token_id = (("v2_1.omni.hot.tg", "56_11111111111111111111"), ("mt.hot.tg", "1"),
+                              ("v2_1.omni.hot.tg", "137_qiStmoQJDQPTebaPjgx5VBxZv6L"), ("mt.hot.tg", "3"))[variant]
+        args = orjson.dumps({"receiver_id": f"{rng.randrange(10**12):x}.tg", "token_id": token_id,
+                             "amount": str(rng.getrandbits(60)), "approval": None, "memo": None})
+        log = 'EVENT_JSON:' + orjson.dumps({"standard": "nep245", "version": "1.0.0", "event": "mt_transfer", "data": [
+            {"old_owner_id": "@@U0@@", "new_owner_id": "@@U1@@", "token_ids": [token_id],
+             "amounts": ["@@AMT@@"]}]}).decode()
+        return self._wrap("mt", contract, "@@U0@@", [shapes.function_call("mt_transfer", args, 30 * TGAS, "1")], [log],
+                          shapes.success_value(), int(rng.uniform(3.0, 4.6) * TGAS), rng)
 
     def _nft_mint(self, rng: random.Random, variant: int) -> _Kind:
         contract = _NFTS[variant % len(_NFTS)]

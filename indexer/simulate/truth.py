@@ -52,7 +52,8 @@
 ``details`` (unless ``--no-truth-details``)
     ``intents``: ``[contract, intent_id, status, failure, signer_id, solver_id]`` per intent;
     ``solver_executions``: ``[contract, solver_id, receipt_id, success (0/1), failure, gas_burnt,
-    block_height, latency_s]`` per execution. intents.near intent ids are the ``intent_hash`` of
+    block_height, latency_s, tx_hash]`` per execution (``tx_hash``: the transaction that started the
+    receipt chain). intents.near intent ids are the ``intent_hash`` of
     executed payloads and ``<receipt_id>:<payload index>`` for payloads of failed receipts;
     workshop intent ids are the intent ``id``.
 """
@@ -147,7 +148,7 @@ class Truth:
             ev.setdefault(f"{standard}:{name}", {"success": 0, "failure": 0})[label] += 1
 
     def solver_execution(self, contract: str, solver: str, receipt_id: str, success: bool, failure: str,
-                         gas_burnt: int, height: int, latency_s: float | None = None) -> None:
+                         gas_burnt: int, height: int, latency_s: float | None = None, tx_hash: str = "") -> None:
         st = self.executions[contract].get(solver)
         if st is None:
             st = self.executions[contract][solver] = _SolverStats()
@@ -168,7 +169,7 @@ class Truth:
             lat[3] = max(lat[3], latency_s)
         if self.details:
             self.execution_rows.append([contract, solver, receipt_id, int(success), failure, gas_burnt, height,
-                                        latency_s])
+                                        latency_s, tx_hash])
 
     def intent(self, contract: str, intent_id: str, status: str, ts_ns: int, *, failure: str = "",
                signer_id: str | None = None, solver_id: str | None = None) -> None:

@@ -133,6 +133,7 @@ class Batch:
     malformed_args: bool = False
     deposit: tuple[Token, int] | None = None
     succeeded: bool = False
+    tx_hash: str = ""
 
 
 def attribute_solvers(payloads: list[Signed], listed: frozenset[str]) -> list[str]:
@@ -237,7 +238,9 @@ class VerifierTraffic:
         actions = [shapes.function_call(method, orjson.dumps(args), 300 * TGAS, "1")]
         first = Pending(self._receipt(ctx, user, token.contract, user, actions), self._on_deposit_transfer,
                         state=(batch, msg))
-        ctx.add_tx(self._tx(ctx, user, token.contract, actions), first)
+        tx = self._tx(ctx, user, token.contract, actions)
+        batch.tx_hash = tx["hash"]
+        ctx.add_tx(tx, first)
 
     # --- building payloads ---
 
@@ -329,7 +332,9 @@ class VerifierTraffic:
         args = MALFORMED_ARGS if batch.malformed_args else orjson.dumps({"signed": [p.multi for p in batch.payloads]})
         actions = [shapes.function_call("execute_intents", args, batch.attached_gas)]
         receipt = self._receipt(ctx, batch.signer, self.account, batch.signer, actions)
-        ctx.add_tx(self._tx(ctx, batch.signer, self.account, actions), Pending(receipt, self._on_execute, batch))
+        tx = self._tx(ctx, batch.signer, self.account, actions)
+        batch.tx_hash = tx["hash"]
+        ctx.add_tx(tx, Pending(receipt, self._on_execute, batch))
 
     # --- handlers ---
 
@@ -367,7 +372,8 @@ class VerifierTraffic:
                 self.truth.intent(self.account, f"{rid}:{i}", "failed", ctx.ts_ns, failure=fail_text,
                                   signer_id=signed.signer, solver_id=solver_of(signed.signer, solvers))
             for s in solvers:
-                self.truth.solver_execution(self.account, s, rid, False, fail_text, gas, ctx.height)
+                self.truth.solver_execution(self.account, s, rid, False, fail_text, gas, ctx.height,
+                                            tx_hash=batch.tx_hash)
             return Result(shapes.panic(fail_text), gas, logs, events, self._refund_later(ctx, batch, 1))
         logs.append(event_log("dip4", EXECUTED_VERSION, "intents_executed", [
             {"intent_hash": s.intent_hash, "account_id": s.signer, "nonce": s.multi["payload"]["nonce"]}
@@ -390,7 +396,7 @@ class VerifierTraffic:
             self.truth.intent(self.account, signed.intent_hash, "executed", ctx.ts_ns, signer_id=signed.signer,
                               solver_id=solver_of(signed.signer, solvers))
         for s in solvers:
-            self.truth.solver_execution(self.account, s, rid, True, "", gas, ctx.height)
+            self.truth.solver_execution(self.account, s, rid, True, "", gas, ctx.height, tx_hash=batch.tx_hash)
         receipt_ids: list[str] = []
         for w in withdraws:
             receipt_ids.extend(self._withdraw_receipts(ctx, batch, w))

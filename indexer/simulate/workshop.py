@@ -45,6 +45,7 @@ class _Flow:
     tx_gas: int
     verify_ts: int = 0
     solved_ok: bool = False
+    tx_hash: str = ""
 
 
 class WorkshopTraffic:
@@ -89,7 +90,7 @@ class WorkshopTraffic:
         receipt = self._receipt(ctx, ctx.new_id("r"), user, self.verifier, user, "verify_and_solve", args, flow.tx_gas)
         nonce = self._nonces.get(user, ctx.height * 1_000_000) + 1
         self._nonces[user] = nonce
-        tx_hash = ctx.new_id("tx")
+        tx_hash = flow.tx_hash = ctx.new_id("tx")
         tx = shapes.transaction(tx_hash, user, self.ids.public_key(user), nonce, self.verifier,
                                 receipt["receipt"]["Action"]["actions"], self.ids.signature("tx", tx_hash))
         ctx.add_tx(tx, Pending(receipt, self._on_verify, flow))
@@ -137,7 +138,7 @@ class WorkshopTraffic:
                 ok, failure = False, WORKSHOP_PANICS[pick_index(rng, solver.reasons)]
         latency_s = (ctx.ts_ns - flow.verify_ts) / 1e9
         self.truth.solver_execution(self.verifier, solver.account, p.receipt_id, ok and said_yes, failure, gas,
-                                    ctx.height, latency_s)
+                                    ctx.height, latency_s, flow.tx_hash)
         logs = [f"Executing intent {flow.intent_id} for user {flow.user}"]
         if ok:
             self.truth.intent(self.verifier, flow.intent_id, "executing", ctx.ts_ns)

@@ -13,7 +13,7 @@ import msgspec
 import structlog
 
 from indexer import metrics
-from indexer.sources.base import BlockSource, RawBlock, SourceError, backoff_delays
+from indexer.sources.base import BlockSource, RawBlock, SourceError, backoff_delays, ordered_prefetch
 
 if TYPE_CHECKING:
     from indexer.config import Settings
@@ -60,6 +60,7 @@ class FilesSource(BlockSource):
     def __init__(self, path: str | os.PathLike[str], settings: "Settings"):
         self.root = Path(path).expanduser()
         self.settings = settings
+        self._delays = backoff_delays(settings)
         if not self.root.is_dir():
             raise SourceError(f"files source: {self.root} is not a folder (expected NEAR Lake layout: <height>/block.json)")
 
@@ -78,37 +79,61 @@ class FilesSource(BlockSource):
             raise SourceError(f"files source: {self.root} holds no blocks")
         return heights[-1]
 
-    async def _read_json(self, path: Path, what: str) -> bytes:
-        """The file's bytes, waiting (bounded, with backoff) while it is missing or still being written."""
-        for delay in [0.0, *backoff_delays(self.settings)]:
-            if delay:
-                metrics.SOURCE_RETRIES.labels(source=self.name, reason=what).inc()
-                await asyncio.sleep(delay)
-            try:
-                data = path.read_bytes()
-                if time.time() - path.stat().st_mtime < _RECENT_SECONDS and not _complete_json(data):
-                    continue  # a mirror is still writing it
+    def _try_read(self, path: Path) -> bytes | None:
+        """The file's bytes, or None while it is missing or (freshly written and) not yet whole JSON."""
+        try:
+            data = path.read_bytes()
+            if time.time() - path.stat().st_mtime < _RECENT_SECONDS and not _complete_json(data):
+                return None  # a mirror is still writing it
+            return data
+        except FileNotFoundError:
+            return None
+
+    def _read_now(self, height: int) -> tuple[bytes | None, list[int], list[bytes | None]]:
+        """One block's files as they are now; runs in a worker thread so reads overlap decoding."""
+        folder = self.root / f"{height:012d}"
+        block = self._try_read(folder / "block.json")
+        if block is None:
+            return None, [], []
+        sids = shard_ids(block)
+        return block, sids, [self._try_read(folder / f"shard_{sid}.json") for sid in sids]
+
+    async def _wait_for(self, path: Path, reason: str) -> bytes:
+        for delay in self._delays:
+            metrics.SOURCE_RETRIES.labels(source=self.name, reason=reason).inc()
+            await asyncio.sleep(delay)
+            data = self._try_read(path)
+            if data is not None:
                 return data
-            except FileNotFoundError:
-                continue
-        metrics.SOURCE_ERRORS.labels(source=self.name, reason=what).inc()
-        raise SourceError(f"files source: {path} is missing or incomplete after retries")
+        metrics.SOURCE_ERRORS.labels(source=self.name, reason=reason).inc()
+        raise SourceError(f"files source: {path} is missing or incomplete after {len(self._delays)} retries")
 
     async def _read(self, height: int) -> RawBlock:
         folder = self.root / f"{height:012d}"
-        block = await self._read_json(folder / "block.json", "incomplete_block")
-        shards = [await self._read_json(folder / f"shard_{sid}.json", "missing_shard") for sid in shard_ids(block)]
-        return RawBlock(height=height, block=block, shards=shards)
+        block, sids, shards = await asyncio.to_thread(self._read_now, height)
+        if block is None:
+            block = await self._wait_for(folder / "block.json", "incomplete_block")
+            sids = shard_ids(block)
+            shards = [self._try_read(folder / f"shard_{sid}.json") for sid in sids]
+        for i, sid in enumerate(sids):
+            if shards[i] is None:
+                shards[i] = await self._wait_for(folder / f"shard_{sid}.json", "missing_shard")
+        return RawBlock(height=height, block=block, shards=shards)  # type: ignore[arg-type]
 
     async def blocks(self, start: int, end: int | None = None) -> AsyncIterator[RawBlock]:
         last = start - 1
         while True:
             heights = [h for h in self._heights() if h > last and (end is None or h <= end)]
-            for h in heights:
-                # Reading from the page cache is faster than handing work to threads.
-                yield await self._read(h)
-                last = h
+            if heights:
+                async for block in ordered_prefetch(_iterate(heights), self._read, self.settings.prefetch):
+                    yield block
+                last = heights[-1]
             if end is not None and (last >= end or not heights):
                 return
             if not heights:
                 await asyncio.sleep(self.settings.poll_interval)
+
+
+async def _iterate(items: list[int]) -> AsyncIterator[int]:
+    for item in items:
+        yield item
