@@ -358,12 +358,10 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
         store.close()
 
 
-def _register_optional() -> None:
-    try:
-        from indexer.simulate.command import simulate
-    except ImportError:
-        return
+def _register_commands() -> None:
+    from indexer.simulate.command import simulate
+
     main.add_command(simulate)
 
 
-_register_optional()
+_register_commands()

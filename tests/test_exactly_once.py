@@ -114,3 +114,45 @@ def test_status_reports_the_checkpoint(lake, clean, tmp_path: Path) -> None:
     assert cp["height"] == heights[-1]
     assert cp["stream"] == f"backfill:{heights[0]}-{heights[-1]}"
     assert report["tables"]["blocks"] == len(heights)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], dict]:
+    """Simulated intents traffic: receipt chains and workshop flows span blocks, so a resumed
+    run must rebuild tx links and verification times exactly as a clean run had them."""
+    from indexer.simulate import SimConfig, generate
+
+    root = tmp_path_factory.mktemp("sim")
+    generate(SimConfig(out=root, blocks=160, seed=21, noise_bytes_per_block=5000, intents_per_block=4.0,
+                       workshop_intents_per_block=1.5, max_latency_blocks=10, malformed_rate=0.03))
+    truth = json.loads((root / "truth.json").read_text())
+    args = ["backfill", "--source", f"files:{root}", "--from", str(truth["blocks"]["first_height"]),
+            "--to", str(truth["blocks"]["last_height"]), "--tx-lookback-blocks", "40"]
+    for c in truth["contracts"]:
+        args += ["--contract", c]
+    for a in truth["solver_accounts"]:
+        args += ["--solver-account", a]
+    store = tmp_path_factory.mktemp("sim-clean")
+    cli(*args, "--store", f"chdb://{store}")
+    clean_tables = dump_tables(store)
+    assert any(r[-1] not in ("None", "") for r in clean_tables["solver_executions"]), "no latency to check"
+    return root, args, clean_tables
+
+
+@pytest.mark.parametrize("kill_after_batches", [2, 5, 11])
+def test_kill_9_on_simulated_traffic_then_resume(sim, tmp_path: Path, kill_after_batches: int) -> None:
+    root, args, clean_tables = sim
+    store = tmp_path / "store"
+    proc = popen(*args, "--store", f"chdb://{store}", env=cli_env(INDEXER_BATCH_BLOCKS="7", INDEXER_LOG_LEVEL="debug"))
+    assert proc.stderr is not None
+    stored = 0
+    for line in proc.stderr:
+        if '"batch stored"' in line:
+            stored += 1
+            if stored >= kill_after_batches:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    cli(*args, "--store", f"chdb://{store}", env=cli_env(INDEXER_BATCH_BLOCKS="7"))
+    assert dump_tables(store) == clean_tables

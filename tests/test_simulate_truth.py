@@ -176,6 +176,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                   "solver_collapses": (SolverCollapse("1", 150, 0.2),
                                        SolverCollapse("solver-2.workshop.near", 100, 0.0)),
                   "gas_spikes": (Window(200, 240, 25.0),), "verifier_pauses": (Window(300, 330),)},
+    # another seed and size, long workshop latencies, every shard mentioning tracked accounts
+    "busy-shards": {"blocks": 180, "seed": 5, "noise_bytes_per_block": 20000, "tracked_shard_fraction": 1.0,
+                    "max_latency_blocks": 12, "intents_per_block": 3.0, "start_height": 190_000_000},
 }
 
 
