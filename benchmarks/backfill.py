@@ -75,8 +75,9 @@ def measure(lake: Path, store: Path, reference: bool, limit: int | None, checkpo
     rss_at: dict[int, float] = {}
 
     def on_progress(p) -> None:  # type: ignore[no-untyped-def]
-        if p.blocks in checkpoints:
-            rss_at[p.blocks] = rss_mb()
+        for mark in checkpoints:  # skipped heights: the count passes a mark at the last block of its range
+            if mark not in rss_at and (p.blocks >= mark or p.height >= heights[-1]):
+                rss_at[mark] = rss_mb()
 
     pipeline = Pipeline(settings, db, FilesSource(lake, settings), plan, on_progress)
     if reference:

@@ -124,7 +124,7 @@ class Settings(BaseSettings):
 
     # --- ingest ---
     batch_blocks: int = Field(2000, ge=1, description="blocks per store insert batch during catch-up")
-    batch_rows: int = Field(50000, ge=1, description="rows per store insert batch during catch-up")
+    batch_rows: int = Field(10000, ge=1, description="rows per store insert batch during catch-up")
     flush_interval: float = Field(0.5, gt=0, description="longest seconds rows wait before an insert at the chain head")
 
     # --- observability ---

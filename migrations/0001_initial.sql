@@ -1,6 +1,8 @@
 -- Core tables. `${database}` is replaced by the configured database name.
 -- Every data table carries block_height: the writer deletes rows above the last checkpoint
 -- before it resumes, so plain SELECTs (no FINAL) never see a row twice.
+-- merge_max_block_size = 1024: rows carry large JSON strings (args, data, payload); smaller
+-- merge blocks keep background merges from spiking the memory of an embedded (chDB) store.
 
 CREATE DATABASE IF NOT EXISTS ${database};
 
@@ -18,7 +20,8 @@ CREATE TABLE IF NOT EXISTS ${database}.blocks
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
-ORDER BY block_height;
+ORDER BY block_height
+SETTINGS merge_max_block_size = 1024;
 
 CREATE TABLE IF NOT EXISTS ${database}.receipts
 (
@@ -49,7 +52,8 @@ CREATE TABLE IF NOT EXISTS ${database}.receipts
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
-ORDER BY (receiver_id, block_timestamp, receipt_id);
+ORDER BY (receiver_id, block_timestamp, receipt_id)
+SETTINGS merge_max_block_size = 1024;
 
 CREATE TABLE IF NOT EXISTS ${database}.events
 (
@@ -71,7 +75,8 @@ CREATE TABLE IF NOT EXISTS ${database}.events
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
-ORDER BY (contract_id, event, block_timestamp, receipt_id, log_index);
+ORDER BY (contract_id, event, block_timestamp, receipt_id, log_index)
+SETTINGS merge_max_block_size = 1024;
 
 -- Every state an intent passed through; `intents` below folds them into the latest state.
 CREATE TABLE IF NOT EXISTS ${database}.intent_updates
@@ -100,7 +105,8 @@ CREATE TABLE IF NOT EXISTS ${database}.intent_updates
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
-ORDER BY (contract_id, intent_id, block_height, update_index);
+ORDER BY (contract_id, intent_id, block_height, update_index)
+SETTINGS merge_max_block_size = 1024;
 
 -- Inner names differ from the outer aliases: ClickHouse lets an alias shadow a column.
 CREATE VIEW IF NOT EXISTS ${database}.intents AS
@@ -155,7 +161,8 @@ CREATE TABLE IF NOT EXISTS ${database}.solver_executions
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
-ORDER BY (contract_id, solver_id, block_timestamp, receipt_id);
+ORDER BY (contract_id, solver_id, block_timestamp, receipt_id)
+SETTINGS merge_max_block_size = 1024;
 
 CREATE TABLE IF NOT EXISTS ${database}.dead_letters
 (
@@ -169,7 +176,8 @@ CREATE TABLE IF NOT EXISTS ${database}.dead_letters
     seq          UInt32
 )
 ENGINE = ReplacingMergeTree
-ORDER BY (block_height, seq);
+ORDER BY (block_height, seq)
+SETTINGS merge_max_block_size = 1024;
 
 -- Append-only history of progress; read the latest per stream through `checkpoints`.
 CREATE TABLE IF NOT EXISTS ${database}.checkpoint_log

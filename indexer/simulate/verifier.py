@@ -138,7 +138,10 @@ class Batch:
 
 def attribute_solvers(payloads: list[Signed], listed: frozenset[str]) -> list[str]:
     """The decoder's rule: configured solvers that signed; else token_diff signers without a referral
-    when another token_diff has one; else nobody."""
+    when another token_diff has one; else nobody.
+
+    Written again here on purpose (not imported from indexer.decode.dip4): truth.json must not be
+    computed by the code it is meant to check."""
     configured = [p.signer for p in payloads if p.signer in listed]
     if configured:
         return list(dict.fromkeys(configured))
