@@ -1,8 +1,9 @@
 -- Core tables. `${database}` is replaced by the configured database name.
 -- Every data table carries block_height: the writer deletes rows above the last checkpoint
 -- before it resumes, so plain SELECTs (no FINAL) never see a row twice.
--- merge_max_block_size = 1024: rows carry large JSON strings (args, data, payload); smaller
--- merge blocks keep background merges from spiking the memory of an embedded (chDB) store.
+-- Table SETTINGS: rows carry large JSON strings (args, data, payload). Vertical merges (one
+-- column at a time), small merge blocks and 128 KiB compressed blocks keep background merges
+-- from spiking the memory of an embedded (chDB) store; measured in benchmarks/backfill.py.
 
 CREATE DATABASE IF NOT EXISTS ${database};
 
@@ -21,7 +22,8 @@ CREATE TABLE IF NOT EXISTS ${database}.blocks
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
 ORDER BY block_height
-SETTINGS merge_max_block_size = 1024;
+SETTINGS merge_max_block_size = 1024, vertical_merge_algorithm_min_rows_to_activate = 1,
+         vertical_merge_algorithm_min_columns_to_activate = 1, max_compress_block_size = 131072;
 
 CREATE TABLE IF NOT EXISTS ${database}.receipts
 (
@@ -53,7 +55,8 @@ CREATE TABLE IF NOT EXISTS ${database}.receipts
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
 ORDER BY (receiver_id, block_timestamp, receipt_id)
-SETTINGS merge_max_block_size = 1024;
+SETTINGS merge_max_block_size = 1024, vertical_merge_algorithm_min_rows_to_activate = 1,
+         vertical_merge_algorithm_min_columns_to_activate = 1, max_compress_block_size = 131072;
 
 CREATE TABLE IF NOT EXISTS ${database}.events
 (
@@ -76,7 +79,8 @@ CREATE TABLE IF NOT EXISTS ${database}.events
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
 ORDER BY (contract_id, event, block_timestamp, receipt_id, log_index)
-SETTINGS merge_max_block_size = 1024;
+SETTINGS merge_max_block_size = 1024, vertical_merge_algorithm_min_rows_to_activate = 1,
+         vertical_merge_algorithm_min_columns_to_activate = 1, max_compress_block_size = 131072;
 
 -- Every state an intent passed through; `intents` below folds them into the latest state.
 CREATE TABLE IF NOT EXISTS ${database}.intent_updates
@@ -106,7 +110,8 @@ CREATE TABLE IF NOT EXISTS ${database}.intent_updates
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
 ORDER BY (contract_id, intent_id, block_height, update_index)
-SETTINGS merge_max_block_size = 1024;
+SETTINGS merge_max_block_size = 1024, vertical_merge_algorithm_min_rows_to_activate = 1,
+         vertical_merge_algorithm_min_columns_to_activate = 1, max_compress_block_size = 131072;
 
 -- Inner names differ from the outer aliases: ClickHouse lets an alias shadow a column.
 CREATE VIEW IF NOT EXISTS ${database}.intents AS
@@ -162,7 +167,8 @@ CREATE TABLE IF NOT EXISTS ${database}.solver_executions
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
 ORDER BY (contract_id, solver_id, block_timestamp, receipt_id)
-SETTINGS merge_max_block_size = 1024;
+SETTINGS merge_max_block_size = 1024, vertical_merge_algorithm_min_rows_to_activate = 1,
+         vertical_merge_algorithm_min_columns_to_activate = 1, max_compress_block_size = 131072;
 
 CREATE TABLE IF NOT EXISTS ${database}.dead_letters
 (
@@ -177,7 +183,8 @@ CREATE TABLE IF NOT EXISTS ${database}.dead_letters
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (block_height, seq)
-SETTINGS merge_max_block_size = 1024;
+SETTINGS merge_max_block_size = 1024, vertical_merge_algorithm_min_rows_to_activate = 1,
+         vertical_merge_algorithm_min_columns_to_activate = 1, max_compress_block_size = 131072;
 
 -- Append-only history of progress; read the latest per stream through `checkpoints`.
 CREATE TABLE IF NOT EXISTS ${database}.checkpoint_log
