@@ -13,7 +13,7 @@ import msgspec
 import structlog
 
 from indexer import metrics
-from indexer.sources.base import BlockSource, RawBlock, SourceError, backoff_delays, ordered_prefetch
+from indexer.sources.base import BlockSource, RawBlock, SourceError, backoff_delays
 
 if TYPE_CHECKING:
     from indexer.config import Settings
@@ -90,7 +90,10 @@ class FilesSource(BlockSource):
             return None
 
     def _read_now(self, height: int) -> tuple[bytes | None, list[int], list[bytes | None]]:
-        """One block's files as they are now; runs in a worker thread so reads overlap decoding."""
+        """One block's files as they are now.
+
+        Read in the event loop's thread: from the page cache a read costs less than handing it
+        to a worker thread and back (benchmarks/README.md has the comparison)."""
         folder = self.root / f"{height:012d}"
         block = self._try_read(folder / "block.json")
         if block is None:
@@ -110,7 +113,7 @@ class FilesSource(BlockSource):
 
     async def _read(self, height: int) -> RawBlock:
         folder = self.root / f"{height:012d}"
-        block, sids, shards = await asyncio.to_thread(self._read_now, height)
+        block, sids, shards = self._read_now(height)
         if block is None:
             block = await self._wait_for(folder / "block.json", "incomplete_block")
             sids = shard_ids(block)
@@ -124,16 +127,10 @@ class FilesSource(BlockSource):
         last = start - 1
         while True:
             heights = [h for h in self._heights() if h > last and (end is None or h <= end)]
-            if heights:
-                async for block in ordered_prefetch(_iterate(heights), self._read, self.settings.prefetch):
-                    yield block
-                last = heights[-1]
+            for h in heights:
+                yield await self._read(h)
+                last = h
             if end is not None and (last >= end or not heights):
                 return
             if not heights:
                 await asyncio.sleep(self.settings.poll_interval)
-
-
-async def _iterate(items: list[int]) -> AsyncIterator[int]:
-    for item in items:
-        yield item
