@@ -139,7 +139,7 @@ class Pipeline:
         batch_started = time.monotonic()
         last_flush = 0.0
         in_flight: asyncio.Future[None] | None = None
-        last_height, last_hash = self.plan.resume_height - 1, self._prev_hash
+        last_height, last_hash, last_ts = self.plan.resume_height - 1, self._prev_hash, 0
 
         async def flush() -> None:
             nonlocal batch, batch_blocks, in_flight, last_flush
@@ -148,9 +148,9 @@ class Pipeline:
                 in_flight = None
             if batch_blocks == 0:
                 return
-            rows, height, block_hash = batch, last_height, last_hash
+            rows, height, block_hash, ts = batch, last_height, last_hash, last_ts
             batch, batch_blocks = Rows(), 0
-            in_flight = asyncio.ensure_future(self._in_store_thread(self.writer.flush, rows, height, block_hash))
+            in_flight = asyncio.ensure_future(self._in_store_thread(self._store, rows, height, block_hash, ts))
             last_flush = time.monotonic()
             self.progress.rows += rows.count()
 
@@ -182,6 +182,7 @@ class Pipeline:
                 batch_blocks += 1
                 last_height = decoded.height
                 last_hash = decoded.hash or last_hash
+                last_ts = decoded.timestamp_ns or last_ts
                 self._advance(decoded)
                 if (batch.count() >= self.settings.batch_rows or batch_blocks >= self.settings.batch_blocks
                         or time.monotonic() - batch_started >= MAX_BATCH_AGE):
@@ -201,6 +202,12 @@ class Pipeline:
             structlog.contextvars.unbind_contextvars("block_height", "shard_id", "receipt_id")
         return self.progress
 
+    def _store(self, rows: Rows, height: int, block_hash: str, timestamp_ns: int) -> None:
+        self.writer.flush(rows, height, block_hash)
+        metrics.HEAD_HEIGHT.set(height)
+        if timestamp_ns:
+            metrics.HEAD_TIMESTAMP.set(timestamp_ns / 1e9)
+
     def _advance(self, decoded: DecodedBlock) -> None:
         p = self.progress
         p.height = decoded.height
@@ -208,8 +215,6 @@ class Pipeline:
         p.bytes += decoded.bytes
         metrics.BLOCKS.inc()
         metrics.BYTES.inc(decoded.bytes)
-        metrics.HEAD_HEIGHT.set(decoded.height)
-        metrics.HEAD_TIMESTAMP.set(decoded.timestamp_ns / 1e9)
         if self.on_progress is not None:
             self.on_progress(p)
 

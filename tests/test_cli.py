@@ -131,3 +131,31 @@ def test_strict_chain_stops_on_a_break(tmp_path: Path) -> None:
     dead = dump_tables(tmp_path / "s2")["dead_letters"]
     assert [(int(d[0]), d[4]) for d in dead] == [(heights[2], "chain_break")]
     assert MAINNET.is_dir()
+
+
+def test_run_serves_prometheus_metrics(tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    lake = tmp_path / "lake"
+    heights = fixture_lake(lake, copies=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05")
+    proc = popen("run", "--source", f"files:{lake}", "--store", f"chdb://{tmp_path / 'store'}", "--start-block",
+                 str(heights[0]), "--metrics-port", str(port), env=env)
+    try:
+        LogReader(proc).wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in body.splitlines()
+              if line and not line.startswith("#")}
+    assert values["near_intents_blocks_indexed_total"] == len(heights)
+    assert values["near_intents_indexed_height"] == heights[-1]
+    # intents.near appears only in the first block's first shard: every other shard is skipped
+    assert values["near_intents_shards_skipped_total"] > 0
+    assert values['near_intents_rows_written_total{table="receipts"}'] >= 1
+    assert proc.returncode == 0
