@@ -326,6 +326,7 @@ def migrate(**kwargs: Any) -> None:
 @main.command()
 @_store_options
 @click.option("--source", help="Source to ask for the head height (default auto); 'none' skips the head lag.")
+@_options(("network", "lake_endpoint", "lake_bucket", "lake_region", "neardata_url"))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def status(source: str | None, fmt: str, **kwargs: Any) -> None:
     """Checkpoints (height and hash), head lag, and row counts per table."""

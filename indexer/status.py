@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -25,10 +26,11 @@ async def collect(settings: Settings, store: Store, *, ask_head: bool = True) ->
     if ask_head:
         from indexer.sources import SourceError, open_source
 
+        quick = settings.model_copy(update={"shard_retry_limit": 1})  # status answers now, not after a minute
         try:
-            async with open_source(settings) as source:
-                head = await source.final_head()
-        except (SourceError, OSError) as exc:
+            async with open_source(quick) as source:
+                head = await asyncio.wait_for(source.final_head(), timeout=15)
+        except (SourceError, OSError, TimeoutError) as exc:
             report["head_error"] = str(exc)
     report["head_height"] = head
     for cp in checkpoints.read_all(store):
