@@ -88,17 +88,30 @@ def _fail(message: str, code: int = EXIT_RUNTIME) -> None:
     sys.exit(code)
 
 
-def _open_store(settings: Settings, *, migrate: bool):
+def _connect(settings: Settings, *, migrate: bool):  # type: ignore[no-untyped-def]
+    """Open the store (and apply pending migrations); raises StoreError or MigrationError."""
     from indexer.store import migrations
-    from indexer.store.client import Store, StoreError
+    from indexer.store.client import Store
+
+    store = Store(settings.store, settings.database)
+    if migrate:
+        try:
+            applied = migrations.migrate(store)
+        except BaseException:
+            store.close()
+            raise
+        if applied:
+            log.info("migrations applied", versions=[m.version for m in applied])
+    return store
+
+
+def _open_store(settings: Settings, *, migrate: bool):  # type: ignore[no-untyped-def]
+    """The store, or exit 1 with the reason: for commands that run once."""
+    from indexer.store import migrations
+    from indexer.store.client import StoreError
 
     try:
-        store = Store(settings.store, settings.database)
-        if migrate:
-            applied = migrations.migrate(store)
-            if applied:
-                log.info("migrations applied", versions=[m.version for m in applied])
-        return store
+        return _connect(settings, migrate=migrate)
     except (StoreError, migrations.MigrationError) as exc:
         _fail(str(exc))
 
@@ -149,21 +162,38 @@ def run(start_block: int | None, **kwargs: Any) -> None:
     cannot be reached the daemon says so and retries with backoff.
     """
     settings = _settings(kwargs)
-    store = _open_store(settings, migrate=settings.auto_migrate)
-    asyncio.run(_run(settings, store, start_block))
+    asyncio.run(_run(settings, start_block))
 
 
-async def _run(settings: Settings, store: Any, start_block: int | None) -> None:
+async def _run(settings: Settings, start_block: int | None) -> None:
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
     from indexer.pipeline import ChainBreakError, Pipeline, plan_live
     from indexer.sources import SourceError, open_source
+    from indexer.store.client import StoreError, redact
+    from indexer.store.migrations import MigrationError
 
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     metrics_runner = await _serve_metrics(settings)
     delay = settings.retry_base_delay
+    store = None
+
+    async def back_off() -> None:
+        nonlocal delay
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+        delay = min(delay * 2, max(settings.retry_max_delay, 30.0))
+
     try:
         while not stop.is_set():
             try:
+                if store is None:
+                    # A daemon waits for its store (a server that is still starting, or restarting);
+                    # resuming re-reads the checkpoint and drops unfinished rows, so nothing is lost.
+                    store = await asyncio.to_thread(_connect, settings, migrate=settings.auto_migrate)
                 async with open_source(settings) as source:
                     plan = await _unless_stopped(plan_live(store, source, start_block), stop)
                     if plan is None:
@@ -175,17 +205,23 @@ async def _run(settings: Settings, store: Any, start_block: int | None) -> None:
                     log.info("stopped", height=progress.height, blocks=progress.blocks)
             except SourceError as exc:
                 log.error("source unavailable; retrying", error=str(exc), retry_in_s=round(delay, 1))
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
-                delay = min(delay * 2, max(settings.retry_max_delay, 30.0))
-            except ChainBreakError as exc:
+                await back_off()
+            except (StoreError, ClickHouseError) as exc:
+                if store is None and settings.store.startswith("chdb://"):
+                    _fail(str(exc))  # an embedded store that cannot open will not open by waiting
+                log.error("store unavailable; retrying", store=redact(settings.store),
+                          error=str(exc).strip().splitlines()[0][:500], retry_in_s=round(delay, 1))
+                if store is not None:
+                    store.close()
+                    store = None
+                await back_off()
+            except (ChainBreakError, MigrationError) as exc:
                 _fail(str(exc))
     finally:
         if metrics_runner is not None:
             await metrics_runner.cleanup()
-        store.close()
+        if store is not None:
+            store.close()
 
 
 async def _unless_stopped(coro: Any, stop: asyncio.Event) -> Any:

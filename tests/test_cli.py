@@ -159,3 +159,26 @@ def test_run_serves_prometheus_metrics(tmp_path: Path) -> None:
     assert values["near_intents_shards_skipped_total"] > 0
     assert values['near_intents_rows_written_total{table="receipts"}'] >= 1
     assert proc.returncode == 0
+
+
+def test_run_waits_for_a_clickhouse_server_that_is_down(tmp_path: Path) -> None:
+    env = cli_env(INDEXER_RETRY_BASE_DELAY="0.05")
+    proc = popen("run", "--source", f"files:{tmp_path}", "--store", "http://default:secret@127.0.0.1:9/near_intents",
+                 env=env)
+    logs = LogReader(proc)
+    first = logs.wait_for(lambda e: e.get("event") == "store unavailable; retrying")
+    second = logs.wait_for(lambda e: e.get("event") == "store unavailable; retrying")
+    assert proc.poll() is None, "the daemon exited instead of waiting for its store"
+    assert first["store"] == "http://default:***@127.0.0.1:9/near_intents"  # the password is not logged
+    assert "secret" not in "".join(logs.raw)
+    assert second["retry_in_s"] >= first["retry_in_s"]
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_run_on_an_embedded_store_that_cannot_open_exits_with_the_reason(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    proc = cli("run", "--source", f"files:{tmp_path}", "--store", f"chdb://{blocker}", check=False)
+    assert proc.returncode == 1 and "cannot open store" in proc.stderr

@@ -29,6 +29,15 @@ def parse_dsn(dsn: str) -> tuple[str, str | None]:
     return parts._replace(path="").geturl(), database
 
 
+def redact(dsn: str) -> str:
+    """The DSN with its password replaced, for logs and messages."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 class Store:
     """Thin, thread-safe wrapper: fully-qualified table names, JSON column inserts."""
 
@@ -36,11 +45,16 @@ class Store:
         import clickhouse_connect
 
         connect_dsn, db_in_dsn = parse_dsn(dsn)
-        self.dsn = dsn
+        self.dsn = redact(dsn)  # what messages and `status` show
         self.database = db_in_dsn or database
         self.embedded = connect_dsn.startswith("chdb://")
         if self.embedded:
-            Path(connect_dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+            path = Path(connect_dsn.removeprefix("chdb://"))
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot open store {self.dsn}: {path} cannot be a data folder ({exc.strerror}); "
+                                 "point --store at a folder (chdb://PATH)") from None
         self._lock = threading.Lock()
         try:
             self.client = clickhouse_connect.get_client(dsn=connect_dsn)
@@ -50,7 +64,7 @@ class Store:
                 if self.embedded
                 else "check that the server is up and the URL, user and password are right"
             )
-            raise StoreError(f"cannot open store {dsn}: {exc}; {hint}") from exc
+            raise StoreError(f"cannot open store {self.dsn}: {str(exc).replace(dsn, self.dsn)}; {hint}") from exc
         self.readonly = readonly
 
     def table(self, name: str) -> str:
