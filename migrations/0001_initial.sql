@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS ${database}.intent_updates
     receipt_id        String,
     tx_hash           String,
     method_name       LowCardinality(String),
+    gas_burnt         UInt64,
     INDEX idx_signer signer_id TYPE bloom_filter GRANULARITY 4,
     INDEX idx_solver solver_id TYPE bloom_filter GRANULARITY 4,
     INDEX idx_tx_hash tx_hash TYPE bloom_filter GRANULARITY 4
@@ -130,6 +131,8 @@ SELECT
     argMaxIf(u_deadline, ver, u_deadline != '')     AS deadline,
     argMax(u_receipt, ver)                          AS receipt_id,
     argMinIf(u_tx, ver, u_tx != '')                 AS tx_hash,
+    -- gas of every receipt that moved the intent, each receipt counted once
+    arraySum(arrayMap(x -> x.2, arrayDistinct(groupArray((u_receipt, u_gas))))) AS gas_burnt,
     min(u_ts)                                       AS first_seen,
     max(u_ts)                                       AS last_seen,
     max(u_height)                                   AS block_height,
@@ -143,7 +146,7 @@ FROM
         contract_id, intent_id, (block_height, update_index) AS ver, status AS u_status, failure AS u_failure,
         signer_id AS u_signer, solver_id AS u_solver, kinds AS u_kinds, tokens AS u_tokens, amounts AS u_amounts,
         referral AS u_referral, action AS u_action, deadline AS u_deadline, receipt_id AS u_receipt,
-        tx_hash AS u_tx, block_timestamp AS u_ts, block_height AS u_height
+        tx_hash AS u_tx, gas_burnt AS u_gas, block_timestamp AS u_ts, block_height AS u_height
     FROM ${database}.intent_updates
 )
 GROUP BY contract_id, intent_id;

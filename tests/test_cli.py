@@ -60,6 +60,11 @@ def test_query_formats_and_read_only(tmp_path: Path) -> None:
     rows = json.loads(cli("query", sql, "--store", store, "--format", "json").stdout)
     assert rows == [{"receipt_id": "z6RxSWKZD7cgpU2sArqTVUQQRLe2mv8z2sJrMHti1uA",
                      "tx_hash": "HoWytDmLdYF4MnmayBSArwxef6Tj6pDYjnuNCVdSEnXe"}]
+    gas = json.loads(cli("query", "SELECT intent_id, gas_burnt FROM near_intents.intents ORDER BY intent_id",
+                         "--store", store, "--format", "json").stdout)
+    # both signed payloads settled in the real execute_intents receipt, which burnt 10.04 Tgas
+    assert gas == [{"intent_id": "B6NsFf8v8T8dCc671uxYWaeHcMdRf8DBn2ZXn2Y18aZz", "gas_burnt": 10038341571544},
+                   {"intent_id": "DaqjLUF4BMwGPWpYgJbrymGzpb8H82spkTjuapdL8JGX", "gas_burnt": 10038341571544}]
     csv_out = cli("query", "SELECT count() AS n FROM near_intents.blocks", "--store", store, "--format", "csv").stdout
     assert csv_out.splitlines() == ["n", str(len(heights))]
     table = cli("query", "SELECT count() AS n FROM near_intents.blocks", "--store", store).stdout

@@ -142,7 +142,8 @@ def test_events_round_trip(store: Store) -> None:
 def test_intent_updates_round_trip(store: Store) -> None:
     row = [9, "1777000001.050", 65_000, "intents.near", "rid:1", "failed", "panic \n two lines", "a.near", "",
            ["token_diff", "mt_withdraw"], ["nep245:v2_1.omni.hot.tg:56_11111111111111111111"],
-           ["-2541553358444100"], "1click-rango", "", "2026-04-28T15:25:53.999Z", "rid", "tx", "execute_intents"]
+           ["-2541553358444100"], "1click-rango", "", "2026-04-28T15:25:53.999Z", "rid", "tx", "execute_intents",
+           10038341571544]
     store.insert_rows("intent_updates", COLUMNS["intent_updates"], [row])
     (got,) = _select(store, "intent_updates")
     assert [got[c] for c in COLUMNS["intent_updates"]] == [9, _utc(1777000001.05), *row[2:]]

@@ -139,7 +139,7 @@ def _update(height: int, idx: int, intent: str, status: str, ts: str, **kw) -> l
     row = {"block_height": height, "block_timestamp": ts, "update_index": idx, "contract_id": "verifier.near",
            "intent_id": intent, "status": status, "failure": "", "signer_id": "", "solver_id": "", "kinds": [],
            "tokens": [], "amounts": [], "referral": "", "action": "", "deadline": "", "receipt_id": f"r{height}",
-           "tx_hash": "", "method_name": ""}
+           "tx_hash": "", "method_name": "", "gas_burnt": height * 10}
     row.update(kw)
     return [row[c] for c in COLUMNS["intent_updates"]]
 
@@ -178,6 +178,8 @@ def test_intents_view_latest_status_wins_descriptive_fields_kept(store: Store) -
     assert i2["signer_id"] == "bob.near" and i2["completed_at"] is None and i2["latency_s"] is None
     assert i3["status"] == "executed" and i3["completed_at"] is not None
     assert i3["latency_s"] is None  # never verified
+    # gas of each receipt that moved the intent, once per receipt (r100 carried two updates)
+    assert (i1["gas_burnt"], i2["gas_burnt"], i3["gas_burnt"]) == (1000 + 1020 + 1030, 2000 + 2010, 3000)
 
 
 def test_checkpoints_view_latest_row_per_stream(store: Store) -> None:

@@ -64,7 +64,7 @@ class Emitter:
         self.rows.add("intent_updates", [
             r.block_height, r.block_timestamp, self._update_index, contract_id, intent_id, status, failure,
             signer_id, solver_id, kinds or [], tokens or [], amounts or [], referral, action, deadline,
-            r.receipt_id, r.tx_hash, r.method_name,
+            r.receipt_id, r.tx_hash, r.method_name, r.gas_burnt,
         ])
         self._update_index += 1
 

@@ -27,7 +27,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "intent_updates": (
         "block_height", "block_timestamp", "update_index", "contract_id", "intent_id", "status", "failure",
         "signer_id", "solver_id", "kinds", "tokens", "amounts", "referral", "action", "deadline",
-        "receipt_id", "tx_hash", "method_name",
+        "receipt_id", "tx_hash", "method_name", "gas_burnt",
     ),
     "solver_executions": (
         "block_height", "block_timestamp", "contract_id", "solver_id", "receipt_id", "tx_hash",
