@@ -184,7 +184,11 @@ class LakeSource(BlockSource):
                     metrics.SOURCE_ERRORS.labels(source=self.name, reason=reason).inc()
                     raise self._error(what, key, reason, exc, attempt + 1) from exc
                 metrics.SOURCE_RETRIES.labels(source=self.name, reason=reason).inc()
-                self._log.debug("s3 retry", key=key, reason=reason, attempt=attempt + 1, delay=delays[attempt])
+                # Say so at once when the endpoint misbehaves (a late shard is routine: debug only).
+                loud = attempt == 0 and reason not in ("missing_shard", "missing_block")
+                (self._log.warning if loud else self._log.debug)(
+                    "s3 request failed; retrying", key=key, reason=reason, attempt=attempt + 1, retries=len(delays),
+                    delay=delays[attempt], error=str(exc))
                 await asyncio.sleep(delays[attempt])
         raise AssertionError("unreachable")
 

@@ -162,7 +162,11 @@ class NeardataSource(BlockSource):
                     f"{_HINTS.get(reason, _HINTS['http_error'])}"
                 )
             metrics.SOURCE_RETRIES.labels(source=self.name, reason=reason).inc()
-            self._log.debug("neardata retry", url=url, reason=reason, attempt=attempt + 1, delay=delays[attempt])
+            # Say so at once when the host misbehaves (a block not served yet is routine: debug only).
+            loud = attempt == 0 and reason != "not_ready"
+            (self._log.warning if loud else self._log.debug)(
+                "neardata request failed; retrying", url=url, reason=reason, attempt=attempt + 1, retries=len(delays),
+                delay=delays[attempt], error=error)
             await asyncio.sleep(delays[attempt])
         raise AssertionError("unreachable")
 
