@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 
 try:
-    from lakebuild import MAINNET, MAINNET_HEIGHTS, SHARED, TX_FILE  # conftest puts tests/ on sys.path
+    from lakebuild import MAINNET, MAINNET_HEIGHTS, SHARED, TX_FILE  # noqa: F401 (re-exported; conftest puts tests/ on sys.path)
 except ImportError:
-    from tests.lakebuild import MAINNET, MAINNET_HEIGHTS, SHARED, TX_FILE
+    from tests.lakebuild import MAINNET, MAINNET_HEIGHTS, SHARED, TX_FILE  # noqa: F401
 
 from indexer.decode.block import Emitter
 from indexer.decode.nep297 import is_event, parse_event
