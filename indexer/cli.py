@@ -32,7 +32,10 @@ def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
     env = f"INDEXER_{name.upper()}"
     default = field.default if field.default_factory is None else field.default_factory()
-    shown = ",".join(default) or "none" if isinstance(default, list) else ("none" if default is None else default)
+    if isinstance(default, list):
+        shown = ",".join(default) or "none"
+    else:
+        shown = "none" if default is None else default
     description = field.description or ""
     text = f"{description[:1].upper()}{description[1:]}. [env {env}; default {shown}]"
     annotation = field.annotation
