@@ -123,7 +123,8 @@ class Pipeline:
                     f"block {decoded.height} has prev_hash {decoded.prev_hash}, expected {self._prev_hash} "
                     "(the source skipped or reordered blocks); run without --strict-chain to record and go on"
                 )
-            out = Emitter(decoded.rows, decoded.height)
+            # Number it after the block's own dead letters: (block_height, seq) is the table's key.
+            out = Emitter(decoded.rows, decoded.height, _dead_seq=len(decoded.rows.tables["dead_letters"]))
             out.dead_letter("chain_break", f"prev_hash {decoded.prev_hash} != previous block hash {self._prev_hash}",
                             f'{{"expected":"{self._prev_hash}","prev_hash":"{decoded.prev_hash}"}}')
         if decoded.hash:
@@ -131,7 +132,9 @@ class Pipeline:
 
     async def run(self, stop: asyncio.Event) -> Progress:
         await self._in_store_thread(self.writer.discard_from, self.plan.resume_height)
-        await self.warm_up()
+        if not await _unless_stopped(self.warm_up(), stop):
+            self._executor.shutdown(wait=True)
+            return self.progress  # stopped during the replay: nothing was decoded for writing
         queue: asyncio.Queue[RawBlock | None] = asyncio.Queue(maxsize=self.settings.prefetch)
         producer = asyncio.create_task(self._produce(queue))
         batch = Rows()
@@ -229,6 +232,26 @@ class Pipeline:
 
 
 _STOPPED = object()
+
+
+async def _unless_stopped(coro, stop: asyncio.Event) -> bool:  # type: ignore[no-untyped-def]
+    """Run ``coro`` to the end (True), or cancel it as soon as a stop is requested (False)."""
+    task = asyncio.ensure_future(coro)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+    if task.cancelled() or not task.done():
+        return False
+    task.result()  # re-raises the replay's error (a source failure)
+    return True
 
 
 async def _get_or_stop(queue: asyncio.Queue[RawBlock | None], stop: asyncio.Event):  # type: ignore[no-untyped-def]

@@ -70,7 +70,7 @@ def _solver_of(signer: str, solvers: list[str]) -> str:
 def decode_receipt(r: "TrackedReceipt", out: "Emitter", solver_accounts: frozenset[str]) -> None:
     if r.status.ok:
         _executed(r, out, solver_accounts)
-    elif r.method_name in INTENT_METHODS:
+    elif any(c.method_name in INTENT_METHODS for c in r.calls):
         _failed(r, out, solver_accounts)
 
 
@@ -82,10 +82,12 @@ def _executed(r: "TrackedReceipt", out: "Emitter", solver_accounts: frozenset[st
             continue
         for item in event.items():
             intent_hash = item.get("intent_hash")
+            if intent_hash is None and event.event == "intents_executed":
+                intent_hash = item.get("hash")  # dip4 0.1.0: {"signer_id", "hash"}
             if not isinstance(intent_hash, str) or not intent_hash:
                 continue  # direct calls (no signed intent) carry no hash
             p = by_hash.setdefault(intent_hash, Payload())
-            account = item.get("account_id")
+            account = item.get("account_id", item.get("signer_id"))
             if isinstance(account, str) and not p.signer_id:
                 p.signer_id = account
             if event.event == "intents_executed":
@@ -120,7 +122,11 @@ def signed_payloads(method: str, args: Any) -> list[Any]:
         msg = args.get("msg")
         if not isinstance(msg, str) or not msg.lstrip().startswith("{"):
             return []  # a plain deposit, no intents
-        signed = orjson.loads(msg).get("execute_intents")
+        deposit = orjson.loads(msg)
+        signed = deposit.get("execute_intents")
+        action = deposit.get("action")  # DepositMessage V2: the intents sit in a tagged "action"
+        if signed is None and isinstance(action, dict) and action.get("type") == "execute":
+            signed = action.get("execute_intents")
         if signed is None:
             return []
     if not isinstance(signed, list):
@@ -146,7 +152,10 @@ def parse_payload(signed: Any) -> Payload:
         message = orjson.loads(message)
     if not isinstance(message, dict) or not isinstance(message.get("signer_id"), str):
         raise ValueError(f"no signer_id in a {signed.get('standard', '?')} payload")
-    p = Payload(signer_id=message["signer_id"], deadline=str(message.get("deadline", "")))
+    deadline = message.get("deadline", "")
+    if not isinstance(deadline, str):  # early payloads: {"timestamp": <unix seconds>}
+        deadline = orjson.dumps(deadline).decode()
+    p = Payload(signer_id=message["signer_id"], deadline=deadline)
     for intent in message.get("intents") or []:
         if not isinstance(intent, dict):
             continue
@@ -161,24 +170,30 @@ def parse_payload(signed: Any) -> Payload:
 
 
 def _failed(r: "TrackedReceipt", out: "Emitter", solver_accounts: frozenset[str]) -> None:
-    call = r.calls[0]
-    try:
-        signed = signed_payloads(call.method_name, call.args_json())
-    except (ValueError, AttributeError) as exc:
-        out.dead_letter("args", f"{call.method_name} arguments undecodable: {exc}", call.args_raw,
-                        shard_id=r.shard_id, receipt_id=r.receipt_id, contract_id=r.receiver_id)
-        return
+    # A receipt's actions are atomic: every intent call of a failed receipt failed, not only the
+    # first action's. Payload indexes run over all of them so ids stay unique within the receipt.
     ids: list[str] = []
     payloads: list[Payload] = []
-    for i, item in enumerate(signed):
+    index = 0
+    for call in r.calls:
+        if call.method_name not in INTENT_METHODS:
+            continue
         try:
-            p = parse_payload(item)
-        except ValueError as exc:
-            out.dead_letter("args", f"signed payload {i} undecodable: {exc}", orjson.dumps(item),
+            signed = signed_payloads(call.method_name, call.args_json())
+        except (ValueError, AttributeError) as exc:
+            out.dead_letter("args", f"{call.method_name} arguments undecodable: {exc}", call.args_raw,
                             shard_id=r.shard_id, receipt_id=r.receipt_id, contract_id=r.receiver_id)
             continue
-        ids.append(f"{r.receipt_id}:{i}")
-        payloads.append(p)
+        for item in signed:
+            i, index = index, index + 1
+            try:
+                p = parse_payload(item)
+            except ValueError as exc:
+                out.dead_letter("args", f"signed payload {i} undecodable: {exc}", orjson.dumps(item),
+                                shard_id=r.shard_id, receipt_id=r.receipt_id, contract_id=r.receiver_id)
+                continue
+            ids.append(f"{r.receipt_id}:{i}")
+            payloads.append(p)
     solvers = attribute_solvers(payloads, solver_accounts)
     for intent_id, p in zip(ids, payloads):
         out.intent_update(r, r.receiver_id, intent_id, FAILED, failure=r.status.failure, signer_id=p.signer_id,

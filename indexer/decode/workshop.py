@@ -41,7 +41,7 @@ SOLVER_SAID_NO = "solver returned success=false"
 
 _LOG_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^Intent verified: (?P<id>\S+)$"), "verified"),
-    (re.compile(r"^Verified intent (?P<id>[^\s,]+), calling solver at (?P<solver>\S+)$"), "verified"),
+    (re.compile(r"^Verified intent (?P<id>\S+), calling solver at (?P<solver>\S+)$"), "verified"),
     (re.compile(r"^Executing intent (?P<id>\S+) for user (?P<user>\S+)$"), "executing"),
     (re.compile(r"^Intent (?P<id>\S+) was successfully solved$"), "completed"),
     (re.compile(r"^Intent (?P<id>\S+) execution failed at solver$"), "failed"),

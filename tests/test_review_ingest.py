@@ -1,0 +1,171 @@
+"""Review of the ingest loop and the exactly-once protocol: odd input, source errors, stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from clitools import LogReader, cli, cli_env, dump_tables, popen
+from lakebuild import fixture_lake
+
+pytestmark = pytest.mark.timeout(300)
+
+OLD = time.time() - 3600  # files older than the source's "still being written" window
+
+
+def _garbage(path: Path, text: str) -> None:
+    path.write_text(text)
+    os.utime(path, (OLD, OLD))
+
+
+def _checkpoint(store: Path) -> dict:
+    out = cli("status", "--store", f"chdb://{store}", "--source", "none", "--format", "json").stdout
+    (cp,) = json.loads(out)["checkpoints"]
+    return cp
+
+
+def test_chain_break_dead_letter_does_not_collide_with_the_blocks_other_dead_letters(tmp_path: Path) -> None:
+    """dead_letters is a ReplacingMergeTree ordered by (block_height, seq): two dead letters of one
+    block with the same seq collapse into one, so the chain break must take the next seq."""
+    lake = tmp_path / "lake"
+    heights = fixture_lake(lake, copies=1)
+    folder = lake / f"{heights[2]:012d}"
+    block = json.loads((folder / "block.json").read_text())
+    block["header"]["prev_hash"] = "11111111111111111111111111111111"
+    (folder / "block.json").write_text(json.dumps(block))
+    sid = block["chunks"][0]["shard_id"]
+    _garbage(folder / f"shard_{sid}.json", '{"mentions": "intents.near", broken')
+    store = tmp_path / "store"
+    cli("backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--to", str(heights[-1]),
+        "--store", f"chdb://{store}")
+    dead = dump_tables(store)["dead_letters"]
+    kinds = sorted(d[4] for d in dead if int(d[0]) == heights[2])
+    assert kinds == ["chain_break", "shard"], dead
+    assert sorted(int(d[-1]) for d in dead) == [0, 1]
+
+
+def test_sigterm_during_warm_up_replay_exits_promptly(tmp_path: Path) -> None:
+    """A stop requested while the resume replay waits on the source must not wait for its retries."""
+    lake_all = tmp_path / "all"
+    heights = fixture_lake(lake_all, copies=2)
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    for h in heights[:4]:
+        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    store = tmp_path / "store"
+    args = ["run", "--source", f"files:{lake}", "--store", f"chdb://{store}", "--start-block", str(heights[0])]
+    env = cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05")
+    proc = popen(*args, env=env)
+    LogReader(proc).wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[3])
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode == 0
+    # A block of the warm-up window loses a shard file: the replay retries (slowly) on it.
+    missing = sorted((lake / f"{heights[1]:012d}").glob("shard_*.json"))[0]
+    saved = missing.read_bytes()
+    missing.unlink()
+    for h in heights[4:]:
+        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    proc = popen(*args, env=cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05",
+                                    INDEXER_RETRY_BASE_DELAY="5", INDEXER_RETRY_MAX_DELAY="5"))
+    logs = LogReader(proc)
+    logs.wait_for(lambda e: e.get("event") == "replaying blocks to rebuild decoder state")
+    time.sleep(0.5)
+    stopped = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    took = time.monotonic() - stopped
+    assert proc.returncode == 0, "".join(logs.raw[-10:])
+    assert took < 5, f"SIGTERM during the warm-up replay took {took:.1f}s"
+    assert _checkpoint(store)["height"] == heights[3]
+    assert not any(e.get("event") == "batch stored" for e in logs.seen)
+    # With the file back, the resumed run ends as one clean run would.
+    missing.write_bytes(saved)
+    proc = popen(*args, env=env)
+    LogReader(proc).wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode == 0
+    clean = tmp_path / "clean"
+    cli("backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--to", str(heights[-1]),
+        "--store", f"chdb://{clean}")
+    assert dump_tables(store) == dump_tables(clean)
+
+
+def test_missing_shard_mid_range_stores_good_rows_then_converges(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    heights = fixture_lake(lake, copies=3, skip_every=4)
+    clean = tmp_path / "clean"
+    base = ["backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--to", str(heights[-1])]
+    cli(*base, "--store", f"chdb://{clean}")
+    bad = heights[7]
+    folder = lake / f"{bad:012d}"
+    missing = sorted(folder.glob("shard_*.json"))[-1]
+    saved = missing.read_bytes()
+    missing.unlink()
+    store = tmp_path / "store"
+    env = cli_env(INDEXER_SHARD_RETRY_LIMIT="2", INDEXER_RETRY_BASE_DELAY="0.05", INDEXER_BATCH_BLOCKS="3")
+    proc = cli(*base, "--store", f"chdb://{store}", env=env, check=False)
+    assert proc.returncode == 1 and missing.name in proc.stderr
+    partial = dump_tables(store)
+    assert [int(r[0]) for r in partial["blocks"]] == heights[:7]
+    assert _checkpoint(store)["height"] == heights[6]
+    missing.write_bytes(saved)
+    cli(*base, "--store", f"chdb://{store}", env=cli_env(INDEXER_BATCH_BLOCKS="3"))
+    assert dump_tables(store) == dump_tables(clean)
+
+
+def test_undecodable_last_block_of_a_batch_then_resume_matches_a_clean_run(tmp_path: Path) -> None:
+    lake_all = tmp_path / "all"
+    heights = fixture_lake(lake_all, copies=2)
+    k = 4
+    _garbage(lake_all / f"{heights[k]:012d}" / "block.json", '{"header": {"height": oops')
+    clean = tmp_path / "clean"
+    cli("backfill", "--source", f"files:{lake_all}", "--from", str(heights[0]), "--to", str(heights[-1]),
+        "--store", f"chdb://{clean}")
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    for h in heights[:k + 1]:
+        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    store = tmp_path / "store"
+    env = cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05")
+    args = ["run", "--source", f"files:{lake}", "--store", f"chdb://{store}", "--start-block", str(heights[0])]
+    proc = popen(*args, env=env)
+    LogReader(proc).wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[k])
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode == 0
+    for h in heights[k + 1:]:
+        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    proc = popen(*args, env=env)
+    LogReader(proc).wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode == 0
+    assert dump_tables(store) == dump_tables(clean)
+
+
+def test_backfill_to_beyond_the_last_block_then_more_blocks(tmp_path: Path) -> None:
+    lake_all = tmp_path / "all"
+    heights = fixture_lake(lake_all, copies=2)
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    for h in heights[:5]:
+        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    store = tmp_path / "store"
+    base = ["backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--to", str(heights[-1]),
+            "--store", f"chdb://{store}"]
+    cli(*base, timeout=60)
+    assert _checkpoint(store)["height"] == heights[4]
+    for h in heights[5:]:
+        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    cli(*base, timeout=60)
+    clean = tmp_path / "clean"
+    cli(*base[:-2], "--store", f"chdb://{clean}")
+    assert dump_tables(store) == dump_tables(clean)
