@@ -57,6 +57,8 @@ class Plan:
     end_height: int | None
     resume_height: int
     prev_hash: str  # hash of the block before resume_height, '' when unknown
+    discard: tuple[int, int | None] | None = None  # heights to clear before resuming
+    replace_batches: bool = False  # clear each batch's heights first where another stream wrote them
 
 
 def plan_backfill(store: Store, start: int, end: int) -> Plan:
@@ -66,21 +68,27 @@ def plan_backfill(store: Store, start: int, end: int) -> Plan:
         log.info("range already indexed; indexing it again", stream=stream)
         Writer(store, stream, start, end).reset()
         cp = None
+    # A backfill writes its whole remaining range, so it clears that range first: leftovers of its
+    # own crashed batch and whatever another stream wrote there alike.
     if cp is not None and cp.height >= start:
         log.info("resuming backfill from its checkpoint", stream=stream, height=cp.height)
-        return Plan(stream, start, end, cp.height + 1, cp.block_hash)
-    return Plan(stream, start, end, start, "")
+        return Plan(stream, start, end, cp.height + 1, cp.block_hash, discard=(cp.height + 1, end))
+    return Plan(stream, start, end, start, "", discard=(start, end))
 
 
 async def plan_live(store: Store, source: BlockSource, start_block: int | None) -> Plan:
     cp = checkpoints.read(store, checkpoints.LIVE)
+    # The live stream has no end: it clears only what its own crashed batch may have left, and
+    # replaces other streams' rows batch by batch as it reaches their heights.
     if cp is not None:
         log.info("resuming from checkpoint", height=cp.height, block_hash=cp.block_hash)
-        return Plan(checkpoints.LIVE, cp.start_height, None, cp.height + 1, cp.block_hash)
+        leftovers = (cp.height + 1, cp.pending_height) if cp.pending_height is not None else None
+        return Plan(checkpoints.LIVE, cp.start_height, None, cp.height + 1, cp.block_hash, discard=leftovers,
+                    replace_batches=True)
     if start_block is None:
         start_block = await source.final_head()
         log.info("no checkpoint and no --start-block: starting at the latest final block", height=start_block)
-    return Plan(checkpoints.LIVE, start_block, None, start_block, "")
+    return Plan(checkpoints.LIVE, start_block, None, start_block, "", replace_batches=True)
 
 
 class Pipeline:
@@ -91,7 +99,8 @@ class Pipeline:
         self.source = source
         self.plan = plan
         self.decoder = BlockDecoder(DecoderConfig.from_settings(settings))
-        self.writer = Writer(store, plan.stream, plan.start_height, plan.end_height)
+        self.writer = Writer(store, plan.stream, plan.start_height, plan.end_height,
+                             committed_height=plan.resume_height - 1, committed_hash=plan.prev_hash)
         self.on_progress = on_progress
         self.progress = Progress(plan.resume_height, plan.end_height, height=plan.resume_height - 1)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
@@ -131,7 +140,8 @@ class Pipeline:
             self._prev_hash = decoded.hash
 
     async def run(self, stop: asyncio.Event) -> Progress:
-        await self._in_store_thread(self.writer.discard_from, self.plan.resume_height)
+        if self.plan.discard is not None:
+            await self._in_store_thread(self.writer.discard, *self.plan.discard)
         if not await _unless_stopped(self.warm_up(), stop):
             self._executor.shutdown(wait=True)
             return self.progress  # stopped during the replay: nothing was decoded for writing
@@ -143,6 +153,7 @@ class Pipeline:
         last_flush = 0.0
         in_flight: asyncio.Future[None] | None = None
         last_height, last_hash, last_ts = self.plan.resume_height - 1, self._prev_hash, 0
+        first_height = self.plan.resume_height
 
         async def flush() -> None:
             nonlocal batch, batch_blocks, in_flight, last_flush
@@ -151,9 +162,10 @@ class Pipeline:
                 in_flight = None
             if batch_blocks == 0:
                 return
-            rows, height, block_hash, ts = batch, last_height, last_hash, last_ts
+            rows, first, height, block_hash, ts = batch, first_height, last_height, last_hash, last_ts
             batch, batch_blocks = Rows(), 0
-            in_flight = asyncio.ensure_future(self._in_store_thread(self._store, rows, height, block_hash, ts))
+            in_flight = asyncio.ensure_future(
+                self._in_store_thread(self._store, rows, first, height, block_hash, ts))
             last_flush = time.monotonic()
             self.progress.rows += rows.count()
 
@@ -180,6 +192,7 @@ class Pipeline:
                 decoded = self.decoder.decode(raw)
                 if batch_blocks == 0:
                     batch_started = time.monotonic()
+                    first_height = raw.height
                 self._check_chain(decoded)
                 batch.extend(decoded.rows)
                 batch_blocks += 1
@@ -205,8 +218,8 @@ class Pipeline:
             structlog.contextvars.unbind_contextvars("block_height", "shard_id", "receipt_id")
         return self.progress
 
-    def _store(self, rows: Rows, height: int, block_hash: str, timestamp_ns: int) -> None:
-        self.writer.flush(rows, height, block_hash)
+    def _store(self, rows: Rows, first_height: int, height: int, block_hash: str, timestamp_ns: int) -> None:
+        self.writer.flush(rows, first_height, height, block_hash, replace=self.plan.replace_batches)
         metrics.HEAD_HEIGHT.set(height)
         if timestamp_ns:
             metrics.HEAD_TIMESTAMP.set(timestamp_ns / 1e9)

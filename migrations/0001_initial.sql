@@ -197,6 +197,8 @@ CREATE TABLE IF NOT EXISTS ${database}.checkpoint_log
     end_height   Nullable(UInt64),
     height       UInt64,
     block_hash   String,
+    -- set while a batch up to this height is being written: what a crash may have left behind
+    pending_height Nullable(UInt64),
     updated_at   DateTime64(6, 'UTC') DEFAULT now64(6)
 )
 ENGINE = MergeTree
@@ -209,11 +211,12 @@ SELECT
     argMax(c_end, c_at)   AS end_height,
     argMax(c_height, c_at) AS height,
     argMax(c_hash, c_at)  AS block_hash,
+    argMax(c_pending, c_at) AS pending_height,
     max(c_at)             AS updated_at
 FROM
 (
     SELECT stream, start_height AS c_start, end_height AS c_end, height AS c_height, block_hash AS c_hash,
-           updated_at AS c_at
+           pending_height AS c_pending, updated_at AS c_at
     FROM ${database}.checkpoint_log
 )
 GROUP BY stream;

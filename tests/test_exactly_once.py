@@ -156,3 +156,44 @@ def test_kill_9_on_simulated_traffic_then_resume(sim, tmp_path: Path, kill_after
     assert proc.returncode == -signal.SIGKILL
     cli(*args, "--store", f"chdb://{store}", env=cli_env(INDEXER_BATCH_BLOCKS="7"))
     assert dump_tables(store) == clean_tables
+
+
+def test_live_stream_never_deletes_rows_ahead_of_itself(tmp_path: Path) -> None:
+    """run, stop, backfill heights above run's checkpoint, restart run: the backfill's rows stay
+    until run reaches them, then run replaces them; the end result equals one clean run."""
+    import shutil
+
+    from clitools import LogReader
+
+    full = tmp_path / "full"
+    heights = fixture_lake(full, copies=2)  # 8 blocks, the real tx in the first ones
+    live = tmp_path / "live"
+    live.mkdir()
+    for h in heights[:4]:
+        shutil.copytree(full / f"{h:012d}", live / f"{h:012d}")
+    store = tmp_path / "store"
+    env = cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05")
+    run = ["run", "--source", f"files:{live}", "--store", f"chdb://{store}", "--start-block", str(heights[0]),
+           *_contract_args()]
+
+    def run_until(predicate) -> None:  # type: ignore[no-untyped-def]
+        proc = popen(*run, env=env)
+        LogReader(proc).wait_for(predicate)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        assert proc.returncode == 0
+
+    run_until(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[3])
+    cli("backfill", "--source", f"files:{full}", "--from", str(heights[5]), "--to", str(heights[7]),
+        "--store", f"chdb://{store}", *_contract_args())
+    # run resumes at heights[4]; no new block appears in its folder while it runs
+    run_until(lambda e: e.get("event") == "indexing")
+    assert [int(r[0]) for r in dump_tables(store)["blocks"]] == heights[:4] + heights[5:]
+
+    for h in heights[4:]:
+        shutil.copytree(full / f"{h:012d}", live / f"{h:012d}")
+    run_until(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
+    clean = tmp_path / "clean"
+    cli("backfill", "--source", f"files:{full}", "--from", str(heights[0]), "--to", str(heights[-1]),
+        "--store", f"chdb://{clean}", *_contract_args())
+    assert dump_tables(store) == dump_tables(clean)

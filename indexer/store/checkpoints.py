@@ -1,8 +1,9 @@
 """Where each ingest stream got to: the last block whose rows are all stored.
 
-A stream is ``live`` for ``run`` and ``backfill:<from>-<to>`` for a backfill. The checkpoint is
-written after the batch's rows, so rows above it may exist only after a crash; the writer
-deletes them before resuming.
+A stream is ``live`` for ``run`` and ``backfill:<from>-<to>`` for a backfill. Before a batch's
+rows are written the stream records ``pending_height`` (the batch's last height); after them,
+the new checkpoint. A crash in between leaves the marker, and the stream deletes exactly
+(height, pending_height] before it resumes: never rows another stream wrote.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from indexer.store.client import Store
 
 LIVE = "live"
 
-_COLUMNS = ("stream", "start_height", "end_height", "height", "block_hash", "updated_at")
+_COLUMNS = ("stream", "start_height", "end_height", "height", "block_hash", "pending_height", "updated_at")
 _clock_lock = threading.Lock()
 _last_us = 0
 
@@ -31,6 +32,7 @@ class Checkpoint:
     end_height: int | None
     height: int
     block_hash: str
+    pending_height: int | None = None
 
 
 def _now_us() -> int:
@@ -43,14 +45,18 @@ def _now_us() -> int:
 
 def read(store: Store, stream: str) -> Checkpoint | None:
     _, rows = store.query(
-        f"SELECT stream, start_height, end_height, height, block_hash FROM {store.table('checkpoints')} "
-        "WHERE stream = {s:String}",
+        f"SELECT stream, start_height, end_height, height, block_hash, pending_height "
+        f"FROM {store.table('checkpoints')} WHERE stream = {{s:String}}",
         {"s": stream},
     )
     if not rows:
         return None
-    s, start, end, height, block_hash = rows[0]
-    return Checkpoint(s, int(start), None if end is None else int(end), int(height), block_hash)
+    s, start, end, height, block_hash, pending = rows[0]
+    return Checkpoint(s, int(start), _opt(end), int(height), block_hash, _opt(pending))
+
+
+def _opt(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def read_all(store: Store) -> list[Checkpoint]:
@@ -65,5 +71,6 @@ def write(store: Store, cp: Checkpoint) -> None:
     store.insert_rows(
         "checkpoint_log",
         _COLUMNS,
-        [[cp.stream, cp.start_height, cp.end_height, cp.height, cp.block_hash, f"{us // 1_000_000}.{us % 1_000_000:06d}"]],
+        [[cp.stream, cp.start_height, cp.end_height, cp.height, cp.block_hash, cp.pending_height,
+          f"{us // 1_000_000}.{us % 1_000_000:06d}"]],
     )
