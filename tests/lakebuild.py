@@ -101,3 +101,12 @@ def fixture_lake(root: Path, start_height: int = 200_000_000, copies: int = 2, w
             height += 1
             n += 1
     return written
+
+
+def copy_blocks(src: Path, dest: Path, heights: list[int]) -> None:
+    """Copy some block folders of one lake into another (a mirror that has not caught up yet)."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for h in heights:
+        shutil.copytree(src / f"{h:012d}", dest / f"{h:012d}")

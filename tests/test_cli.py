@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from clitools import LogReader, cli, cli_env, dump_tables, popen
-from lakebuild import MAINNET, fixture_lake
+from lakebuild import MAINNET, copy_blocks, fixture_lake
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -78,17 +78,14 @@ def test_run_follows_new_blocks_then_stops_cleanly_and_resumes(tmp_path: Path) -
     lake_all = tmp_path / "all"
     heights = fixture_lake(lake_all, copies=2)
     lake = tmp_path / "lake"
-    lake.mkdir()
-    for h in heights[:4]:
-        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    copy_blocks(lake_all, lake, heights[:4])
     store = tmp_path / "store"
     env = cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05")
     args = ["run", "--source", f"files:{lake}", "--store", f"chdb://{store}", "--start-block", str(heights[0])]
     proc = popen(*args, env=env)
     logs = LogReader(proc)
     logs.wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[3])
-    for h in heights[4:]:  # new blocks appear while the daemon follows the head
-        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    copy_blocks(lake_all, lake, heights[4:])  # new blocks appear while the daemon follows the head
     logs.wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)

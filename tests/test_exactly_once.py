@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from clitools import BUSY_CONTRACTS, cli, cli_env, dump_tables, popen
-from lakebuild import fixture_lake
+from lakebuild import copy_blocks, fixture_lake
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -161,16 +161,12 @@ def test_kill_9_on_simulated_traffic_then_resume(sim, tmp_path: Path, kill_after
 def test_live_stream_never_deletes_rows_ahead_of_itself(tmp_path: Path) -> None:
     """run, stop, backfill heights above run's checkpoint, restart run: the backfill's rows stay
     until run reaches them, then run replaces them; the end result equals one clean run."""
-    import shutil
-
     from clitools import LogReader
 
     full = tmp_path / "full"
     heights = fixture_lake(full, copies=2)  # 8 blocks, the real tx in the first ones
     live = tmp_path / "live"
-    live.mkdir()
-    for h in heights[:4]:
-        shutil.copytree(full / f"{h:012d}", live / f"{h:012d}")
+    copy_blocks(full, live, heights[:4])
     store = tmp_path / "store"
     env = cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05")
     run = ["run", "--source", f"files:{live}", "--store", f"chdb://{store}", "--start-block", str(heights[0]),
@@ -190,8 +186,7 @@ def test_live_stream_never_deletes_rows_ahead_of_itself(tmp_path: Path) -> None:
     run_until(lambda e: e.get("event") == "indexing")
     assert [int(r[0]) for r in dump_tables(store)["blocks"]] == heights[:4] + heights[5:]
 
-    for h in heights[4:]:
-        shutil.copytree(full / f"{h:012d}", live / f"{h:012d}")
+    copy_blocks(full, live, heights[4:])
     run_until(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
     clean = tmp_path / "clean"
     cli("backfill", "--source", f"files:{full}", "--from", str(heights[0]), "--to", str(heights[-1]),

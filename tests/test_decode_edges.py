@@ -1,4 +1,4 @@
-"""Review of the decoders against input shapes real intents.near data can carry (near/intents source)."""
+"""Decoders against input shapes real intents.near data can carry (near/intents source)."""
 
 from __future__ import annotations
 

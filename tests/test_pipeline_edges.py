@@ -1,10 +1,9 @@
-"""Review of the ingest loop and the exactly-once protocol: odd input, source errors, stops."""
+"""The ingest loop and the exactly-once protocol at the edges: odd input, source errors, stops."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from clitools import LogReader, cli, cli_env, dump_tables, popen
-from lakebuild import fixture_lake
+from lakebuild import copy_blocks, fixture_lake
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -55,9 +54,7 @@ def test_sigterm_during_warm_up_replay_exits_promptly(tmp_path: Path) -> None:
     lake_all = tmp_path / "all"
     heights = fixture_lake(lake_all, copies=2)
     lake = tmp_path / "lake"
-    lake.mkdir()
-    for h in heights[:4]:
-        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    copy_blocks(lake_all, lake, heights[:4])
     store = tmp_path / "store"
     args = ["run", "--source", f"files:{lake}", "--store", f"chdb://{store}", "--start-block", str(heights[0])]
     env = cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05")
@@ -70,8 +67,7 @@ def test_sigterm_during_warm_up_replay_exits_promptly(tmp_path: Path) -> None:
     missing = sorted((lake / f"{heights[1]:012d}").glob("shard_*.json"))[0]
     saved = missing.read_bytes()
     missing.unlink()
-    for h in heights[4:]:
-        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    copy_blocks(lake_all, lake, heights[4:])
     proc = popen(*args, env=cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05",
                                     INDEXER_RETRY_BASE_DELAY="5", INDEXER_RETRY_MAX_DELAY="5"))
     logs = LogReader(proc)
@@ -130,9 +126,7 @@ def test_undecodable_last_block_of_a_batch_then_resume_matches_a_clean_run(tmp_p
     cli("backfill", "--source", f"files:{lake_all}", "--from", str(heights[0]), "--to", str(heights[-1]),
         "--store", f"chdb://{clean}")
     lake = tmp_path / "lake"
-    lake.mkdir()
-    for h in heights[:k + 1]:
-        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    copy_blocks(lake_all, lake, heights[:k + 1])
     store = tmp_path / "store"
     env = cli_env(INDEXER_LOG_LEVEL="debug", INDEXER_POLL_INTERVAL="0.05")
     args = ["run", "--source", f"files:{lake}", "--store", f"chdb://{store}", "--start-block", str(heights[0])]
@@ -141,8 +135,7 @@ def test_undecodable_last_block_of_a_batch_then_resume_matches_a_clean_run(tmp_p
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     assert proc.returncode == 0
-    for h in heights[k + 1:]:
-        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    copy_blocks(lake_all, lake, heights[k + 1:])
     proc = popen(*args, env=env)
     LogReader(proc).wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
     proc.send_signal(signal.SIGTERM)
@@ -155,16 +148,13 @@ def test_backfill_to_beyond_the_last_block_then_more_blocks(tmp_path: Path) -> N
     lake_all = tmp_path / "all"
     heights = fixture_lake(lake_all, copies=2)
     lake = tmp_path / "lake"
-    lake.mkdir()
-    for h in heights[:5]:
-        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    copy_blocks(lake_all, lake, heights[:5])
     store = tmp_path / "store"
     base = ["backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--to", str(heights[-1]),
             "--store", f"chdb://{store}"]
     cli(*base, timeout=60)
     assert _checkpoint(store)["height"] == heights[4]
-    for h in heights[5:]:
-        shutil.copytree(lake_all / f"{h:012d}", lake / f"{h:012d}")
+    copy_blocks(lake_all, lake, heights[5:])
     cli(*base, timeout=60)
     clean = tmp_path / "clean"
     cli(*base[:-2], "--store", f"chdb://{clean}")
