@@ -219,10 +219,8 @@ class Pipeline:
         return self.progress
 
     def _store(self, rows: Rows, first_height: int, height: int, block_hash: str, timestamp_ns: int) -> None:
-        self.writer.flush(rows, first_height, height, block_hash, replace=self.plan.replace_batches)
-        metrics.HEAD_HEIGHT.set(height)
-        if timestamp_ns:
-            metrics.HEAD_TIMESTAMP.set(timestamp_ns / 1e9)
+        self.writer.flush(rows, first_height, height, block_hash, replace=self.plan.replace_batches,
+                          timestamp_ns=timestamp_ns)
 
     def _advance(self, decoded: DecodedBlock) -> None:
         p = self.progress

@@ -64,10 +64,12 @@ class Writer:
             for cp in checkpoints.read_all(self.store)
         )
 
-    def flush(self, rows: Rows, first_height: int, height: int, block_hash: str, *, replace: bool = False) -> None:
+    def flush(self, rows: Rows, first_height: int, height: int, block_hash: str, *, replace: bool = False,
+              timestamp_ns: int = 0) -> None:
         """Store a batch of heights first_height..height and move the checkpoint. Runs in the store thread.
 
         ``replace``: first delete rows of these heights that another stream wrote (the live stream).
+        ``timestamp_ns``: the last block's timestamp, for the head gauges.
         """
         started = time.perf_counter()
         checkpoints.write(self.store, self._checkpoint(self.height, self.block_hash, pending=height))
@@ -79,6 +81,9 @@ class Writer:
                 metrics.ROWS.labels(table=table).inc(len(table_rows))
         checkpoints.write(self.store, self._checkpoint(height, block_hash))
         self.height, self.block_hash = height, block_hash
+        metrics.HEAD_HEIGHT.set(height)
+        if timestamp_ns:
+            metrics.HEAD_TIMESTAMP.set(timestamp_ns / 1e9)
         elapsed = time.perf_counter() - started
         metrics.FLUSH_SECONDS.observe(elapsed)
         log.debug("batch stored", height=height, rows=rows.count(), seconds=round(elapsed, 4), stream=self.stream)
