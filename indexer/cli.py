@@ -170,7 +170,7 @@ def run(start_block: int | None, **kwargs: Any) -> None:
 async def _run(settings: Settings, start_block: int | None) -> None:
     from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
-    from indexer.pipeline import ChainBreakError, Pipeline, plan_live
+    from indexer.pipeline import STOPPED, ChainBreakError, Pipeline, plan_live, until_stopped
     from indexer.sources import SourceError, open_source
     from indexer.store.client import StoreError, redact
     from indexer.store.migrations import MigrationError
@@ -197,8 +197,8 @@ async def _run(settings: Settings, start_block: int | None) -> None:
                     # resuming re-reads the checkpoint and drops unfinished rows, so nothing is lost.
                     store = await asyncio.to_thread(_connect, settings, migrate=settings.auto_migrate)
                 async with open_source(settings) as source:
-                    plan = await _unless_stopped(plan_live(store, source, start_block), stop)
-                    if plan is None:
+                    plan = await until_stopped(plan_live(store, source, start_block), stop)
+                    if plan is STOPPED:
                         break
                     log.info("indexing", source=source.name, from_height=plan.resume_height,
                              contracts=settings.contracts)
@@ -224,22 +224,6 @@ async def _run(settings: Settings, start_block: int | None) -> None:
             await metrics_runner.cleanup()
         if store is not None:
             store.close()
-
-
-async def _unless_stopped(coro: Any, stop: asyncio.Event) -> Any:
-    """The coroutine's result, or None as soon as a stop is requested (the coroutine is cancelled)."""
-    task = asyncio.ensure_future(coro)
-    stopper = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    try:
-        await task
-    except (asyncio.CancelledError, Exception):
-        pass
-    return None
 
 
 def _log_progress(plan: Any, every: float = 10.0) -> Callable[[Any], None]:

@@ -142,7 +142,7 @@ class Pipeline:
     async def run(self, stop: asyncio.Event) -> Progress:
         if self.plan.discard is not None:
             await self._in_store_thread(self.writer.discard, *self.plan.discard)
-        if not await _unless_stopped(self.warm_up(), stop):
+        if await until_stopped(self.warm_up(), stop) is STOPPED:
             self._executor.shutdown(wait=True)
             return self.progress  # stopped during the replay: nothing was decoded for writing
         queue: asyncio.Queue[RawBlock | None] = asyncio.Queue(maxsize=self.settings.prefetch)
@@ -182,8 +182,11 @@ class Pipeline:
                     except TimeoutError:
                         continue
                 else:
-                    raw = await _get_or_stop(queue, stop)
-                    if raw is _STOPPED:
+                    try:
+                        raw = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        raw = await until_stopped(queue.get(), stop)
+                    if raw is STOPPED:
                         break
                 if raw is None:  # the source reached end_height, or failed
                     await flush()
@@ -242,11 +245,12 @@ class Pipeline:
         await queue.put(None)
 
 
-_STOPPED = object()
+STOPPED = object()  # what until_stopped returns when a stop came first
 
 
-async def _unless_stopped(coro, stop: asyncio.Event) -> bool:  # type: ignore[no-untyped-def]
-    """Run ``coro`` to the end (True), or cancel it as soon as a stop is requested (False)."""
+async def until_stopped(coro, stop: asyncio.Event):  # type: ignore[no-untyped-def]
+    """The coroutine's result, or STOPPED as soon as a stop is requested (the coroutine is then
+    cancelled). The coroutine's own error is raised."""
     task = asyncio.ensure_future(coro)
     stopper = asyncio.ensure_future(stop.wait())
     try:
@@ -259,23 +263,6 @@ async def _unless_stopped(coro, stop: asyncio.Event) -> bool:  # type: ignore[no
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-    if task.cancelled() or not task.done():
-        return False
-    task.result()  # re-raises the replay's error (a source failure)
-    return True
-
-
-async def _get_or_stop(queue: asyncio.Queue[RawBlock | None], stop: asyncio.Event):  # type: ignore[no-untyped-def]
-    """The next block, or _STOPPED as soon as a stop is requested while waiting."""
-    try:
-        return queue.get_nowait()
-    except asyncio.QueueEmpty:
-        pass
-    getter = asyncio.ensure_future(queue.get())
-    stopper = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if getter in done:
-        return getter.result()
-    getter.cancel()
-    return _STOPPED
+    if task.cancelled():
+        return STOPPED
+    return task.result()
