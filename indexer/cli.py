@@ -290,7 +290,7 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
             else:
                 progress = await Pipeline(settings, store, source, plan, _log_progress(plan)).run(stop)
         log.info("backfill finished" if not stop.is_set() else "backfill interrupted; run it again to resume",
-                 height=progress.height, blocks=progress.blocks, rows=progress.rows,
+                 height=progress.height, blocks=progress.blocks, rows=progress.rows, chain_breaks=progress.chain_breaks,
                  seconds=round(progress.elapsed, 2), blocks_per_s=round(progress.blocks / progress.elapsed, 1),
                  mb_per_s=round(progress.bytes / progress.elapsed / 1e6, 1))
         return 0

@@ -41,7 +41,7 @@ def redact(dsn: str) -> str:
 class Store:
     """Thin, thread-safe wrapper: fully-qualified table names, JSON column inserts."""
 
-    def __init__(self, dsn: str, database: str = "near_intents", *, readonly: bool = False):
+    def __init__(self, dsn: str, database: str = "near_intents"):
         import clickhouse_connect
 
         connect_dsn, db_in_dsn = parse_dsn(dsn)
@@ -65,7 +65,6 @@ class Store:
                 else "check that the server is up and the URL, user and password are right"
             )
             raise StoreError(f"cannot open store {self.dsn}: {str(exc).replace(dsn, self.dsn)}; {hint}") from exc
-        self.readonly = readonly
 
     def table(self, name: str) -> str:
         return f"`{self.database}`.`{name}`"
