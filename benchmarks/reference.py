@@ -14,7 +14,8 @@ import orjson
 
 from indexer import metrics
 from indexer.decode import lake
-from indexer.decode.block import BlockDecoder, DecodedBlock, Emitter
+from indexer.decode.block import BlockDecoder, DecodedBlock
+from indexer.decode.emit import Emitter
 from indexer.decode.rows import Rows, ts_string
 from indexer.sources.base import RawBlock
 

@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import contextvars
 import tomllib
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from indexer.decode.roles import Role  # what each --contract is; decoding gives the roles meaning
+
 
 class ConfigError(Exception):
     """A setting is wrong; the message says which and how to fix it."""
-
-
-class Role(str, Enum):
-    VERIFIER = "verifier"  # NEAR Intents (dip4), as intents.near
-    WORKSHOP_VERIFIER = "workshop-verifier"
-    WORKSHOP_SOLVER = "workshop-solver"
-    NONE = "none"  # NEP-297 events and receipts only
 
 
 class ContractSpec(BaseModel, frozen=True):

@@ -18,7 +18,8 @@ import structlog
 
 from indexer import metrics
 from indexer.config import Settings
-from indexer.decode.block import BlockDecoder, DecodedBlock, DecoderConfig, Emitter
+from indexer.decode.block import BlockDecoder, DecodedBlock, DecoderConfig
+from indexer.decode.emit import Emitter
 from indexer.decode.rows import Rows
 from indexer.sources.base import BlockSource, RawBlock
 from indexer.store import checkpoints

@@ -20,7 +20,7 @@ try:
 except ImportError:
     from tests.lakebuild import MAINNET, MAINNET_HEIGHTS, SHARED, TX_FILE  # noqa: F401
 
-from indexer.decode.block import Emitter
+from indexer.decode.emit import Emitter
 from indexer.decode.nep297 import is_event, parse_event
 from indexer.decode.receipt import TrackedReceipt, parse_actions
 from indexer.decode.rows import COLUMNS, Rows, ts_string

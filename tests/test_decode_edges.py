@@ -89,7 +89,7 @@ def test_object_deadline_is_json_text_not_python_repr() -> None:
 
 def test_workshop_verified_log_with_comma_in_intent_id() -> None:
     # intent ids are free-form strings in the workshop contract: "Verified intent {id}, calling solver at {S}"
-    from indexer.config import Role
+    from indexer.decode.roles import Role
     from indexer.decode import workshop
     v, s = "verifier.workshop.near", "solver.workshop.near"
     state = workshop.WorkshopState(250)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from decodehelpers import call_receipt, emitter, failure_status, table
-from indexer.config import Role
+from indexer.decode.roles import Role
 from indexer.decode import workshop
 from indexer.decode.nep297 import PREFIX
 

@@ -1,6 +1,8 @@
 """Decoding: raw Lake JSON -> rows for the tracked contracts.
 
-``lake`` holds the msgspec views of the Lake JSON (only the fields we read),
-``nep297`` the ``EVENT_JSON:`` log parser, ``dip4`` and ``workshop`` the protocol
-decoders, and ``block`` ties them together per block.
+``lake`` holds the msgspec views of the Lake JSON (only the fields we read), ``nep297`` the
+``EVENT_JSON:`` log parser, ``receipt`` the tracked receipt every role decoder reads, ``emit``
+the output they all write to and ``roles`` what a tracked contract is. ``dip4`` (with
+``intent_hash``, the names of NEAR Intents payloads) and ``workshop`` are the role decoders;
+``block`` sits above them and ties everything together per block.
 """

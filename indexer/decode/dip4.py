@@ -15,13 +15,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-if TYPE_CHECKING:
-    from indexer.decode.block import Emitter
-    from indexer.decode.receipt import TrackedReceipt
+from indexer.decode.emit import Emitter
+from indexer.decode.receipt import TrackedReceipt
 
 STANDARD = "dip4"
 INTENT_METHODS = frozenset({"execute_intents", "ft_on_transfer", "mt_on_transfer"})
@@ -67,14 +66,14 @@ def _solver_of(signer: str, solvers: list[str]) -> str:
     return solvers[0] if len(solvers) == 1 else ""
 
 
-def decode_receipt(r: "TrackedReceipt", out: "Emitter", solver_accounts: frozenset[str]) -> None:
+def decode_receipt(r: TrackedReceipt, out: Emitter, solver_accounts: frozenset[str]) -> None:
     if r.status.ok:
         _executed(r, out, solver_accounts)
     elif any(c.method_name in INTENT_METHODS for c in r.calls):
         _failed(r, out, solver_accounts)
 
 
-def _executed(r: "TrackedReceipt", out: "Emitter", solver_accounts: frozenset[str]) -> None:
+def _executed(r: TrackedReceipt, out: Emitter, solver_accounts: frozenset[str]) -> None:
     by_hash: dict[str, Payload] = {}
     executed: list[str] = []
     for _, event in r.events:
@@ -169,7 +168,7 @@ def parse_payload(signed: Any) -> Payload:
     return p
 
 
-def _failed(r: "TrackedReceipt", out: "Emitter", solver_accounts: frozenset[str]) -> None:
+def _failed(r: TrackedReceipt, out: Emitter, solver_accounts: frozenset[str]) -> None:
     # A receipt's actions are atomic: every intent call of a failed receipt failed, not only the
     # first action's. Payload indexes run over all of them so ids stay unique within the receipt.
     ids: list[str] = []

@@ -25,14 +25,13 @@ drive the same transitions. Logs of failed receipts never advance an intent.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from indexer.config import Role
+from indexer.decode.emit import Emitter
+from indexer.decode.receipt import TrackedReceipt
+from indexer.decode.roles import Role
 from indexer.decode.state import ExpiringMap
 
-if TYPE_CHECKING:
-    from indexer.decode.block import Emitter
-    from indexer.decode.receipt import TrackedReceipt
 
 VERIFY_METHODS = frozenset({"verify_intent", "verify_and_solve", "verify_multiple_intents"})
 SOLVE_METHOD = "solve_intent"
@@ -61,7 +60,7 @@ class WorkshopState:
         self.verified_ns.begin_block(height)
 
 
-def _transitions(r: "TrackedReceipt") -> list[tuple[str, str, dict[str, str]]]:
+def _transitions(r: TrackedReceipt) -> list[tuple[str, str, dict[str, str]]]:
     """(intent id, status, extra fields) in log order, from plain-text and near_intent logs."""
     found: list[tuple[str, str, dict[str, str]]] = []
     events = dict(r.events)
@@ -85,7 +84,7 @@ def _transitions(r: "TrackedReceipt") -> list[tuple[str, str, dict[str, str]]]:
     return found
 
 
-def _apply_logs(r: "TrackedReceipt", out: "Emitter", state: WorkshopState, contract_id: str,
+def _apply_logs(r: TrackedReceipt, out: Emitter, state: WorkshopState, contract_id: str,
                 solver_default: str = "") -> None:
     for intent_id, status, extra in _transitions(r):
         solver = extra.get("solver") or extra.get("solver_account") or solver_default
@@ -105,7 +104,7 @@ def _intents_in(args: Any) -> list[dict[str, Any]]:
     return items
 
 
-def decode_verifier_receipt(r: "TrackedReceipt", out: "Emitter", state: WorkshopState,
+def decode_verifier_receipt(r: TrackedReceipt, out: Emitter, state: WorkshopState,
                             roles: dict[str, Role]) -> None:
     method = r.method_name
     if method in VERIFY_METHODS:
@@ -135,7 +134,7 @@ def decode_verifier_receipt(r: "TrackedReceipt", out: "Emitter", state: Workshop
         _apply_logs(r, out, state, r.receiver_id)
 
 
-def decode_solver_receipt(r: "TrackedReceipt", out: "Emitter", state: WorkshopState, roles: dict[str, Role]) -> None:
+def decode_solver_receipt(r: TrackedReceipt, out: Emitter, state: WorkshopState, roles: dict[str, Role]) -> None:
     contract_id = r.predecessor_id if roles.get(r.predecessor_id) == Role.WORKSHOP_VERIFIER else r.receiver_id
     if r.method_name == SOLVE_METHOD:
         call = r.calls[0]
