@@ -308,8 +308,9 @@ def test_failed_execute_intents_through_the_block_decoder(chain: list[RawBlock])
     events = [e for e in table(decoded.rows, "events") if e["receipt_id"] == MAIN_RECEIPT_ID]
     assert [e["execution_status"] for e in events] == ["failure", "failure"]
     updates = table(decoded.rows, "intent_updates")
+    # failed payloads are named by their intent hash, the same as when they executed
     assert [(u["intent_id"], u["signer_id"], u["status"]) for u in updates] == [
-        (f"{MAIN_RECEIPT_ID}:0", SOLVER, "failed"), (f"{MAIN_RECEIPT_ID}:1", USER, "failed")]
+        (SOLVER_HASH, SOLVER, "failed"), (USER_HASH, USER, "failed")]
     (e,) = table(decoded.rows, "solver_executions")
     assert (e["solver_id"], e["success"], e["failure"]) == (SOLVER, 0, "Smart contract panicked: deadline has expired")
 

@@ -11,9 +11,13 @@ from decodehelpers import (
     call_receipt, emitter, failure_status, main_args, table, tx_outcome, tx_tracked,
 )
 from indexer.decode import dip4
-from indexer.decode.nep297 import PREFIX
+from indexer.decode.intent_hash import intent_hash
+from indexer.decode.nep297 import PREFIX, parse_event
 
 MAIN_LOGS: list[str] = tx_outcome(MAIN_RECEIPT_ID)["outcome"]["logs"]
+# the hashes the real receipt's intents_executed event names, in signing order
+EXECUTED_HASHES = [item["intent_hash"] for line in MAIN_LOGS if '"intents_executed"' in line
+                   for item in parse_event(line).items()]
 PANIC = "Smart contract panicked: deadline has expired"
 NONE: frozenset[str] = frozenset()
 
@@ -167,7 +171,8 @@ def test_failed_receipt_fails_every_signed_payload() -> None:
     r = _failed_variant()
     rows = decode(r)
     updates = table(rows, "intent_updates")
-    assert [u["intent_id"] for u in updates] == [f"{MAIN_RECEIPT_ID}:0", f"{MAIN_RECEIPT_ID}:1"]
+    # each failed payload is named by its intent hash: the id it has in the events when it executes
+    assert [u["intent_id"] for u in updates] == EXECUTED_HASHES
     assert all(u["status"] == dip4.FAILED and u["failure"] == PANIC for u in updates)
     assert not any(u["status"] == "executed" for u in updates)  # logs before the panic do not count
     solver, user = updates
@@ -186,7 +191,7 @@ def test_failed_receipt_fails_every_signed_payload() -> None:
     assert len(execs) == 1
     e = execs[0]
     assert e["solver_id"] == SOLVER and e["success"] == 0 and e["failure"] == PANIC
-    assert e["intent_ids"] == [f"{MAIN_RECEIPT_ID}:0", f"{MAIN_RECEIPT_ID}:1"]
+    assert e["intent_ids"] == EXECUTED_HASHES
     assert e["gas_burnt"] == r.gas_burnt
     assert rows.tables["dead_letters"] == []
 
@@ -230,17 +235,67 @@ def test_undecodable_payload_is_dead_lettered_and_decoding_goes_on() -> None:
     signed = main_args()["signed"]
     broken = {"standard": "nep413", "payload": {"message": "{not json", "nonce": "x", "recipient": "intents.near"}}
     no_signer = {"standard": "nep413", "payload": {"message": json.dumps({"deadline": "x", "intents": []})}}
-    args = {"signed": [signed[0], broken, no_signer, signed[1]]}
+    short_nonce = {"standard": "nep413", "payload": dict(signed[0]["payload"], nonce="AAAA")}
+    args = {"signed": [signed[0], broken, no_signer, short_nonce, signed[1]]}
     r = call_receipt("intents.near", "execute_intents", args, status=failure_status(PANIC), receipt_id="Mixed")
     rows = decode(r)
     updates = table(rows, "intent_updates")
-    assert [(u["intent_id"], u["signer_id"]) for u in updates] == [("Mixed:0", SOLVER), ("Mixed:3", USER)]
+    assert [(u["intent_id"], u["signer_id"]) for u in updates] == [(SOLVER_HASH, SOLVER), (USER_HASH, USER)]
     dls = table(rows, "dead_letters")
-    assert [d["reason"].split(" undecodable")[0] for d in dls] == ["signed payload 1", "signed payload 2"]
+    assert [d["reason"].split(" undecodable")[0] for d in dls[:2]] == ["signed payload 1", "signed payload 2"]
     assert json.loads(dls[0]["payload"]) == broken
     assert "no signer_id" in dls[1]["reason"]
-    assert [d["seq"] for d in dls] == [0, 1]
+    assert dls[2]["reason"] == f"signed payload 3 of {SOLVER} has no intent hash: nep413 'nonce' is 3 bytes, not 32"
+    assert json.loads(dls[2]["payload"]) == short_nonce
+    assert {d["kind"] for d in dls} == {"args"} and [d["seq"] for d in dls] == [0, 1, 2]
     assert [e["solver_id"] for e in table(rows, "solver_executions")] == [SOLVER]
+
+
+def test_failed_bip322_payload_is_a_dead_letter_the_others_fail() -> None:
+    message = json.dumps({"signer_id": "bc1qsigner", "deadline": "2030-01-01T00:00:00Z", "intents": []})
+    bip322 = {"standard": "bip322", "address": "bc1qsigner", "message": message, "signature": "AkcwRAIg"}
+    args = {"signed": [main_args()["signed"][0], bip322]}
+    rows = decode(call_receipt("intents.near", "execute_intents", args, status=failure_status(PANIC)))
+    assert [u["intent_id"] for u in table(rows, "intent_updates")] == [SOLVER_HASH]
+    (dl,) = table(rows, "dead_letters")
+    assert dl["kind"] == "args" and json.loads(dl["payload"]) == bip322
+    assert dl["reason"] == ("signed payload 1 of bc1qsigner has no intent hash: bip322 payloads have no intent "
+                            "hash: the Verifier does not accept the bip322 standard")
+
+
+def test_failed_payload_of_an_unknown_standard_is_a_dead_letter() -> None:
+    unknown = {"standard": "eip712", "payload": json.dumps(MESSAGE), "signature": "secp256k1:x"}
+    rows = decode(call_receipt("intents.near", "execute_intents", {"signed": [unknown]}, status=failure_status(PANIC)))
+    assert rows.tables["intent_updates"] == [] and rows.tables["solver_executions"] == []
+    (dl,) = table(rows, "dead_letters")
+    assert dl["reason"].endswith("has no intent hash: unknown signing standard 'eip712'")
+
+
+def _signed_as(standard: str) -> dict:
+    text = json.dumps(MESSAGE)
+    if standard == "nep413":
+        return {"standard": standard, "payload": {"message": text, "nonce": "A" * 43 + "=", "recipient": "intents.near"}}
+    if standard == "ton_connect":
+        return {"standard": standard, "address": "0:" + "ab" * 32, "domain": "app.example", "timestamp": 1_900_000_000,
+                "payload": {"type": "text", "text": text}}
+    return {"standard": standard, "payload": text}
+
+
+@pytest.mark.parametrize("standard", ["nep413", "erc191", "tip191", "raw_ed25519", "webauthn", "ton_connect", "sep53"])
+def test_failed_payload_of_every_standard_is_named_by_its_hash(standard: str) -> None:
+    signed = _signed_as(standard)
+    rows = decode(call_receipt("intents.near", "execute_intents", {"signed": [signed]}, status=failure_status(PANIC)))
+    (u,) = table(rows, "intent_updates")
+    assert (u["intent_id"], u["signer_id"], u["status"]) == (intent_hash(signed), "alice.near", "failed")
+    assert rows.tables["dead_letters"] == []
+
+
+def test_the_same_payload_twice_in_a_failed_batch_is_one_intent() -> None:
+    signed = main_args()["signed"]
+    args = {"signed": [signed[0], signed[1], signed[0]]}
+    rows = decode(call_receipt("intents.near", "execute_intents", args, status=failure_status(PANIC)))
+    assert [u["intent_id"] for u in table(rows, "intent_updates")] == [SOLVER_HASH, USER_HASH]
+    assert [e["intent_ids"] for e in table(rows, "solver_executions")] == [[SOLVER_HASH, USER_HASH]]
 
 
 # --- ft_on_transfer / mt_on_transfer ----------------------------------------------------------
@@ -259,7 +314,7 @@ def test_deposit_with_execute_intents_failed(method: str) -> None:
     rows = decode(r)
     updates = table(rows, "intent_updates")
     assert [(u["intent_id"], u["signer_id"], u["status"]) for u in updates] == [
-        ("Dep1:0", SOLVER, "failed"), ("Dep1:1", USER, "failed")]
+        (SOLVER_HASH, SOLVER, "failed"), (USER_HASH, USER, "failed")]
     assert all(u["method_name"] == method for u in updates)
     assert [(e["solver_id"], e["success"]) for e in table(rows, "solver_executions")] == [(SOLVER, 0)]
 
@@ -319,6 +374,11 @@ def test_parse_payload_ton_connect_text() -> None:
     signed = {"standard": "ton_connect", "address": "0:abc", "domain": "example.com", "timestamp": 1,
               "payload": {"type": "text", "text": json.dumps(MESSAGE)}, "public_key": "ed25519:x", "signature": "y"}
     p = dip4.parse_payload(signed)
+    assert p.signer_id == "alice.near" and p.kinds == ["token_diff", "ft_withdraw"]
+
+
+def test_parse_payload_bip322_message() -> None:
+    p = dip4.parse_payload({"standard": "bip322", "address": "bc1q", "message": json.dumps(MESSAGE), "signature": "x"})
     assert p.signer_id == "alice.near" and p.kinds == ["token_diff", "ft_withdraw"]
 
 

@@ -28,7 +28,7 @@ def test_failed_deposit_with_v2_deposit_message_action_execute() -> None:
                      status=failure_status(PANIC), predecessor="sol.omft.near", receipt_id="DepV2")
     rows = decode(r)
     assert [(u["intent_id"], u["signer_id"], u["status"]) for u in table(rows, "intent_updates")] == [
-        ("DepV2:0", SOLVER, "failed"), ("DepV2:1", USER, "failed")]
+        (SOLVER_HASH, SOLVER, "failed"), (USER_HASH, USER, "failed")]
     assert [e["solver_id"] for e in table(rows, "solver_executions")] == [SOLVER]
     # a V2 notify action carries no intents
     notify = json.dumps({"receiver_id": USER, "action": {"type": "notify", "msg": "x"}})
@@ -55,10 +55,9 @@ def test_failed_receipt_with_several_execute_intents_actions_fails_all_payloads(
     r = _two_call_receipt(failure_status(PANIC))
     rows = decode(r)
     updates = table(rows, "intent_updates")
-    assert [(u["intent_id"], u["signer_id"]) for u in updates] == [
-        (f"{MAIN_RECEIPT_ID}:0", SOLVER), (f"{MAIN_RECEIPT_ID}:1", USER)]
+    assert [(u["intent_id"], u["signer_id"]) for u in updates] == [(SOLVER_HASH, SOLVER), (USER_HASH, USER)]
     (ex,) = table(rows, "solver_executions")
-    assert ex["solver_id"] == SOLVER and ex["intent_ids"] == [f"{MAIN_RECEIPT_ID}:0", f"{MAIN_RECEIPT_ID}:1"]
+    assert ex["solver_id"] == SOLVER and ex["intent_ids"] == [SOLVER_HASH, USER_HASH]
 
 
 def test_failed_receipt_whose_first_action_is_not_an_intent_call() -> None:
@@ -66,7 +65,7 @@ def test_failed_receipt_whose_first_action_is_not_an_intent_call() -> None:
     r = call_receipt("intents.near", "storage_deposit", {}, status=failure_status(PANIC), receipt_id="Mixed")
     r.calls.append(type(r.calls[0])("execute_intents", json.dumps({"signed": signed}).encode(), 1, 0))
     rows = decode(r)
-    assert [u["intent_id"] for u in table(rows, "intent_updates")] == ["Mixed:0", "Mixed:1"]
+    assert [u["intent_id"] for u in table(rows, "intent_updates")] == [SOLVER_HASH, USER_HASH]
 
 
 def test_legacy_dip4_0_1_0_intents_executed_with_hash_and_signer_id() -> None:

@@ -6,3 +6,8 @@ the output they all write to and ``roles`` what a tracked contract is. ``dip4`` 
 ``intent_hash``, the names of NEAR Intents payloads) and ``workshop`` are the role decoders;
 ``block`` sits above them and ties everything together per block.
 """
+
+# Bumped whenever the same blocks decode to different rows, so stored rows can be told apart
+# and re-indexed: 2 = failed NEAR Intents payloads are named by their intent hash (1: by
+# <receipt_id>:<payload index>).
+DECODER_VERSION = 2

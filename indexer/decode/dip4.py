@@ -5,8 +5,10 @@
   (token_diff, mt_withdraw ...) give its kinds, tokens, amounts and referral.
 * A failed receipt panicked as a whole: every signed payload in its arguments failed. The
   arguments are ``{"signed": [...]}`` for ``execute_intents``, and the ``msg`` JSON's
-  ``execute_intents`` for ``ft_on_transfer`` / ``mt_on_transfer``. Failed payloads have no hash
-  on chain; their id is ``<receipt_id>:<payload index>``.
+  ``execute_intents`` for ``ft_on_transfer`` / ``mt_on_transfer``. Its logs carry no hash, so
+  each payload's id is the intent hash computed from the payload (``intent_hash``), the same
+  id the payload gets when it executes. A payload without one (unknown or undeployed standard,
+  malformed fields) is an ``args`` dead letter.
 * The solver of a settlement is a configured solver account if one signed it; otherwise the
   signer whose token_diff has no ``referral`` when another signer's has one; otherwise none.
   Each solver gets one ``solver_executions`` row per receipt.
@@ -20,6 +22,7 @@ from typing import Any
 import orjson
 
 from indexer.decode.emit import Emitter
+from indexer.decode.intent_hash import IntentHashError, intent_hash
 from indexer.decode.receipt import TrackedReceipt
 
 STANDARD = "dip4"
@@ -137,7 +140,8 @@ def parse_payload(signed: Any) -> Payload:
     """Signer and intents of one MultiPayload, whatever its signing standard.
 
     nep413 keeps the message JSON in ``payload.message``; erc191, tip191, raw_ed25519, sep53 and
-    webauthn sign the message JSON as ``payload`` text; ton_connect wraps it as ``payload.text``.
+    webauthn sign the message JSON as ``payload`` text; ton_connect wraps it as ``payload.text``;
+    bip322 (never deployed) has it as top-level ``message`` text.
     """
     if not isinstance(signed, dict):
         raise ValueError("signed payload is not an object")
@@ -147,6 +151,8 @@ def parse_payload(signed: Any) -> Payload:
         message = body.get("message", body.get("text"))
     elif isinstance(body, str):
         message = body
+    elif body is None and isinstance(signed.get("message"), str):
+        message = signed["message"]
     if isinstance(message, str):
         message = orjson.loads(message)
     if not isinstance(message, dict) or not isinstance(message.get("signer_id"), str):
@@ -170,9 +176,8 @@ def parse_payload(signed: Any) -> Payload:
 
 def _failed(r: TrackedReceipt, out: Emitter, solver_accounts: frozenset[str]) -> None:
     # A receipt's actions are atomic: every intent call of a failed receipt failed, not only the
-    # first action's. Payload indexes run over all of them so ids stay unique within the receipt.
-    ids: list[str] = []
-    payloads: list[Payload] = []
+    # first action's. Payload indexes (in dead letters) run over all of them.
+    by_hash: dict[str, Payload] = {}
     index = 0
     for call in r.calls:
         if call.method_name not in INTENT_METHODS:
@@ -188,15 +193,24 @@ def _failed(r: TrackedReceipt, out: Emitter, solver_accounts: frozenset[str]) ->
             try:
                 p = parse_payload(item)
             except ValueError as exc:
-                out.dead_letter("args", f"signed payload {i} undecodable: {exc}", orjson.dumps(item),
-                                shard_id=r.shard_id, receipt_id=r.receipt_id, contract_id=r.receiver_id)
+                _payload_dead_letter(r, out, item, f"signed payload {i} undecodable: {exc}")
                 continue
-            ids.append(f"{r.receipt_id}:{i}")
-            payloads.append(p)
+            try:
+                h = intent_hash(item)
+            except IntentHashError as exc:
+                _payload_dead_letter(r, out, item, f"signed payload {i} of {p.signer_id} has no intent hash: {exc}")
+                continue
+            by_hash.setdefault(h, p)  # the same payload twice is one intent
+    payloads = list(by_hash.values())
     solvers = attribute_solvers(payloads, solver_accounts)
-    for intent_id, p in zip(ids, payloads):
-        out.intent_update(r, r.receiver_id, intent_id, FAILED, failure=r.status.failure, signer_id=p.signer_id,
+    for h, p in by_hash.items():
+        out.intent_update(r, r.receiver_id, h, FAILED, failure=r.status.failure, signer_id=p.signer_id,
                           solver_id=_solver_of(p.signer_id, solvers), kinds=p.kinds, tokens=p.tokens,
                           amounts=p.amounts, referral=p.referral, deadline=p.deadline)
     for solver in solvers:
-        out.solver_execution(r, r.receiver_id, solver, ids, False, r.status.failure)
+        out.solver_execution(r, r.receiver_id, solver, list(by_hash), False, r.status.failure)
+
+
+def _payload_dead_letter(r: TrackedReceipt, out: Emitter, item: Any, reason: str) -> None:
+    out.dead_letter("args", reason, orjson.dumps(item), shard_id=r.shard_id, receipt_id=r.receipt_id,
+                    contract_id=r.receiver_id)
