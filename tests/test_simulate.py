@@ -15,10 +15,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import base58
 import orjson
 import pytest
 from click.testing import CliRunner
 
+from indexer.decode import dip4, intent_hash
 from indexer.gas import bucket_label
 from indexer.simulate import SimConfig, generate
 from indexer.simulate.command import simulate
@@ -136,30 +138,108 @@ def test_shapes_match_the_mainnet_fixtures(lake: tuple[Path, dict[str, Any]]) ->
     assert found["tx"] and found["outcome"] and found["failure"]
 
 
-def test_intents_payloads_follow_nep413(lake: tuple[Path, dict[str, Any]]) -> None:
-    root, _ = lake
-    seen = 0
+def _intent_receipts(root: Path):
+    """(signed payloads, outcome) of every intents.near receipt that carried signed payloads."""
     for folder in _folders(root):
         for path in folder.glob("shard_*.json"):
-            shard = orjson.loads(path.read_bytes())
-            for tx in (shard["chunk"] or {}).get("transactions", []):
-                t = tx["transaction"]
-                if t["receiver_id"] != "intents.near":
+            for reo in orjson.loads(path.read_bytes())["receipt_execution_outcomes"]:
+                receipt = reo["receipt"]
+                action = receipt["receipt"].get("Action")
+                if receipt["receiver_id"] != "intents.near" or action is None:
                     continue
-                call = t["actions"][0]["FunctionCall"]
-                assert call["method_name"] == "execute_intents"
-                try:
-                    args = orjson.loads(base64.b64decode(call["args"]))
-                except orjson.JSONDecodeError:
-                    continue  # a malformed-args batch (--malformed-rate)
-                for signed in args["signed"]:
-                    assert signed["standard"] == "nep413"
-                    assert signed["payload"]["recipient"] == "intents.near"
-                    assert signed["public_key"].startswith("ed25519:") and signed["signature"].startswith("ed25519:")
-                    message = orjson.loads(signed["payload"]["message"])
-                    assert set(message) == {"signer_id", "deadline", "intents"} and message["deadline"].endswith("Z")
-                    seen += 1
-    assert seen > 50
+                for a in action["actions"]:
+                    call = a.get("FunctionCall") if isinstance(a, dict) else None
+                    if call is None or call["method_name"] not in dip4.INTENT_METHODS:
+                        continue
+                    try:
+                        signed = dip4.signed_payloads(call["method_name"], orjson.loads(base64.b64decode(call["args"])))
+                    except ValueError:
+                        continue  # a malformed-args batch (--malformed-rate)
+                    if signed:
+                        yield signed, reo["execution_outcome"]["outcome"]
+
+
+def _b64url_sha256(text: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+
+
+def _assert_shape(signed: dict[str, Any]) -> None:
+    """A MultiPayload as intents.near deserializes it, per standard."""
+    std = signed["standard"]
+    if std == "bip322":  # rides along in batches that fail to deserialize
+        assert set(signed) == {"standard", "address", "message", "signature"}
+        assert set(orjson.loads(signed["message"])) == {"signer_id", "verifying_contract", "deadline", "nonce",
+                                                         "intents"}
+        return
+    if std == "nep413":
+        assert set(signed) == {"standard", "payload", "public_key", "signature"}
+        assert set(signed["payload"]) == {"message", "nonce", "recipient"}
+        assert signed["payload"]["recipient"] == "intents.near"
+        assert len(base64.b64decode(signed["payload"]["nonce"])) == 32
+        message = orjson.loads(signed["payload"]["message"])
+        assert set(message) == {"signer_id", "deadline", "intents"} and message["deadline"].endswith("Z")
+        assert signed["public_key"].startswith("ed25519:") and signed["signature"].startswith("ed25519:")
+        return
+    text = signed["payload"]["text"] if std == "ton_connect" else signed["payload"]
+    message = orjson.loads(text)
+    assert list(message) == ["signer_id", "verifying_contract", "deadline", "nonce", "intents"]
+    assert message["verifying_contract"] == "intents.near" and len(base64.b64decode(message["nonce"])) == 32
+    signer = message["signer_id"]
+    if std in ("erc191", "tip191"):
+        assert set(signed) == {"standard", "payload", "signature"}
+        assert signed["signature"].startswith("secp256k1:") and len(base58.b58decode(signed["signature"][10:])) == 65
+        assert signer.startswith("0x") and len(signer) == 42
+    elif std == "webauthn":
+        assert set(signed) == {"standard", "payload", "public_key", "signature", "client_data_json",
+                               "authenticator_data"}
+        assert signed["public_key"].startswith("p256:") and signed["signature"].startswith("p256:")
+        # the passkey signed client data whose challenge is the SHA-256 of the payload
+        assert orjson.loads(signed["client_data_json"])["challenge"] == _b64url_sha256(text)
+        assert signer.startswith("0x")
+    elif std == "ton_connect":
+        assert set(signed) == {"standard", "address", "domain", "timestamp", "payload", "public_key", "signature"}
+        assert signed["payload"]["type"] == "text" and signed["address"].startswith("0:")
+        assert isinstance(signed["timestamp"], int) and len(signer) == 64
+    else:
+        assert std in ("raw_ed25519", "sep53"), std
+        assert set(signed) == {"standard", "payload", "public_key", "signature"} and len(signer) == 64
+
+
+def test_signed_payloads_follow_their_standard(lake: tuple[Path, dict[str, Any]]) -> None:
+    root, _ = lake
+    seen: defaultdict[str, int] = defaultdict(int)
+    for signed_list, _ in _intent_receipts(root):
+        for signed in signed_list:
+            _assert_shape(signed)
+            seen[signed["standard"]] += 1
+    assert set(seen) == intent_hash.STANDARDS | {"bip322"}  # every standard intents.near accepts, and one it never did
+    assert seen["nep413"] > sum(seen.values()) / 2
+
+
+def test_intent_hashes_are_the_hashes_of_the_signed_payloads(lake: tuple[Path, dict[str, Any]]) -> None:
+    root, truth = lake
+    status_of = {row[1]: row[2] for row in truth["details"]["intents"] if row[0] == "intents.near"}
+    executed = failed = undeployed = 0
+    for signed_list, outcome in _intent_receipts(root):
+        if any(s["standard"] == "bip322" for s in signed_list):
+            assert outcome["status"] == {"Failure": {"ActionError": {"index": 0, "kind": {"FunctionCallError": {
+                "ExecutionError": "Smart contract panicked: Failed to deserialize input from JSON."}}}}}
+            undeployed += 1
+            signed_list = [s for s in signed_list if s["standard"] != "bip322"]
+        hashes = [intent_hash.intent_hash(s) for s in signed_list]
+        if "Failure" in outcome["status"]:
+            assert all(status_of[h] == "failed" for h in hashes)  # truth names failed intents by their hash
+            failed += len(hashes)
+            continue
+        logged = [item for line in outcome["logs"] if '"intents_executed"' in line
+                  for item in orjson.loads(line[len("EVENT_JSON:"):])["data"]]
+        assert [item["intent_hash"] for item in logged] == hashes
+        assert all(status_of[h] == "executed" for h in hashes)
+        executed += len(hashes)
+    assert executed > 50 and failed > 5 and undeployed > 0
+    assert len(status_of) == executed + failed
+    # one dead letter per payload without a hash, one per batch that is not JSON at all
+    assert 0 < undeployed <= truth["dead_letters"]["by_kind"]["args"]
 
 
 # --- chain ---

@@ -183,8 +183,9 @@ class People:
         users = []
         for i in range(size):
             r = rng.random()
-            if r < 0.45:
-                users.append(ids.implicit_account("user", i))
+            if r < 0.45:  # an ed25519 key's hex, or (one in two) an Ethereum-style 0x address
+                implicit = ids.implicit_account("user", i)
+                users.append("0x" + implicit[:40] if ids.digest("eth-user", i)[0] < 128 else implicit)
             elif r < 0.8:
                 users.append(f"{rng.choice(words)}{i}.near")
             else:

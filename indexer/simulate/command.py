@@ -84,8 +84,8 @@ def _shard_ids(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
                    "shards); the default gives blocks of roughly 0.05-2 MB.")
 @click.option("--malformed-rate", type=click.FloatRange(0, 1), default=_default("malformed_rate"), show_default=True,
               help="Chance per successful intents.near batch of an extra undecodable EVENT_JSON log (a 'log' "
-                   "dead letter), and half that per batch of arguments that are not JSON (an 'args' dead "
-                   "letter). Counted in truth.json.")
+                   "dead letter), and half that per batch of arguments intents.near cannot read (an 'args' "
+                   "dead letter: not JSON, or a bip322 payload, which has no intent hash). Counted in truth.json.")
 @click.option("--incident-solver-collapse", "collapses", multiple=True, metavar="SOLVER@OFFSET[:RATE]",
               help="From block offset OFFSET on, SOLVER (an account, or 1-based index in volume order) "
                    "succeeds with probability RATE (default 0.1). Repeatable.")
@@ -110,8 +110,8 @@ def simulate(out: Path, collapses: tuple[str, ...], spikes: tuple[str, ...], pau
              force: bool, dry_run: bool, writer_threads: int, quiet: bool, **kwargs: Any) -> None:
     """Write a NEAR Lake folder of NEAR Intents traffic and truth.json with the exact expected answers.
 
-    The lake holds intents.near settlements (execute_intents, withdrawals, intents on deposit),
-    workshop verify_and_solve -> solve_intent -> on_intent_solved flows, and unrelated mainnet-like
+    The lake holds intents.near settlements (execute_intents, withdrawals, intents on deposit,
+    signed with every standard intents.near accepts), workshop verify_and_solve -> solve_intent -> on_intent_solved flows, and unrelated mainnet-like
     traffic, with skipped heights, non-contiguous shard ids and missing chunks. truth.json is computed
     while generating; its format is described in indexer/simulate/TRUTH.md. Index the result with
     the backfill command printed at the end.

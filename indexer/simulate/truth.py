@@ -46,16 +46,17 @@
     intents unfinished at the last block).
 ``dead_letters``
     ``{"total": n, "by_kind": {"log": n, "args": n}}``: one ``log`` per malformed EVENT_JSON line
-    and one ``args`` per failed intents.near call whose arguments are not JSON (``--malformed-rate``).
+    and one ``args`` per failed intents.near call whose arguments are not JSON or per ``bip322``
+    payload (a standard with no intent hash) riding in a batch (``--malformed-rate``).
 ``incidents``
     The incidents applied, with their block offsets and heights.
 ``details`` (unless ``--no-truth-details``)
     ``intents``: ``[contract, intent_id, status, failure, signer_id, solver_id]`` per intent;
     ``solver_executions``: ``[contract, solver_id, receipt_id, success (0/1), failure, gas_burnt,
     block_height, latency_s, tx_hash]`` per execution (``tx_hash``: the transaction that started the
-    receipt chain). intents.near intent ids are the ``intent_hash`` of
-    executed payloads and ``<receipt_id>:<payload index>`` for payloads of failed receipts;
-    workshop intent ids are the intent ``id``.
+    receipt chain). intents.near intent ids are the intent hash of the signed payload (what its
+    events carry when it executes), for failed payloads too; workshop intent ids are the intent
+    ``id``.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from indexer.simulate import shapes
+from indexer.simulate import shapes, wallets
 from indexer.simulate.actors import (
     DIP4_FAILURES, EXCEEDED_GAS, FEE_COLLECTOR, REFERRALS, TOKENS, People, SolverProfile, Token, pick_index,
     pick_weighted, poisson,
@@ -100,7 +100,9 @@ class Signed:
     fees: dict[str, str] | None = None
     referral: str = ""
     withdraw: Withdraw | None = None
+    solver: bool = False  # solvers sign with a NEAR key (nep413)
     multi: dict[str, Any] = field(default_factory=dict)
+    nonce: str = ""
     intent_hash: str = ""
 
     @property
@@ -131,6 +133,7 @@ class Batch:
     fail_text: str = ""
     fail_at: int = 0  # logs of payloads[:fail_at] are written before the panic
     malformed_args: bool = False
+    undeployed: dict[str, Any] | None = None  # a bip322 payload riding along: the whole batch cannot deserialize
     deposit: tuple[Token, int] | None = None
     succeeded: bool = False
     tx_hash: str = ""
@@ -206,6 +209,12 @@ class VerifierTraffic:
         self._decide(ctx, batch)
         batch.malformed_args = rng.random() < self.cfg.malformed_rate / 2
         self._sign_all(ctx, batch)
+        if batch.malformed_args and self.ids.digest("bip322", batch.payloads[0].nonce)[0] < 128:
+            # half of the unreadable batches are well-formed JSON whose extra payload is of a standard
+            # intents.near never deployed
+            batch.malformed_args = False
+            batch.undeployed = wallets.bip322(self.ids, batch.payloads[0].signer, self.account,
+                                              iso_ms(batch.payloads[0].deadline_ns), ctx.new_id("bip322"))
         self._send_execute(ctx, batch)
 
     def _withdraw_tx(self, ctx: BlockCtx) -> None:
@@ -268,7 +277,8 @@ class VerifierTraffic:
             user_p.withdraw = w
             user_p.intents.append(w.intent())
         solver_p = Signed(solver.account, [{"intent": "token_diff", "diff": solver_diff}],
-                          ctx.ts_ns + rng.randint(20, 120) * 10**9, diff=solver_diff, fees={b_tok.id: str(fee_b)})
+                          ctx.ts_ns + rng.randint(20, 120) * 10**9, diff=solver_diff, fees={b_tok.id: str(fee_b)},
+                          solver=True)
         # intents.near's own nep245 ledger moves, as its mt_transfer event lists them
         moves = [{"old_owner_id": old, "new_owner_id": new, "token_ids": [tok.id], "amounts": [str(amt)]}
                  for old, new, tok, amt in ((solver.account, user, b_tok, b - fee_b),
@@ -306,14 +316,11 @@ class VerifierTraffic:
             for intent in p.intents:
                 if intent["intent"] == "token_diff":
                     intent["diff"] = p.diff
-            message = orjson.dumps({"signer_id": p.signer, "deadline": iso_ms(p.deadline_ns),
-                                    "intents": p.intents}).decode()
-            nonce = self.ids.nonce_b64("intent-nonce", ctx.new_id("n"))
-            p.multi = {"standard": "nep413",
-                       "payload": {"message": message, "nonce": nonce, "recipient": self.account},
-                       "public_key": self.ids.public_key(p.signer),
-                       "signature": self.ids.signature(message, nonce)}
-            p.intent_hash = self.ids.hash("intent", message, nonce)
+            p.nonce = self.ids.nonce_b64("intent-nonce", ctx.new_id("n"))
+            standard = wallets.wallet_of(self.ids, p.signer, p.solver)
+            signed_at_s = min(ctx.ts_ns, p.deadline_ns) // 10**9  # ton_connect: a deadline before it is refused
+            p.multi, p.intent_hash = wallets.sign(self.ids, standard, p.signer, self.account, iso_ms(p.deadline_ns),
+                                                  p.nonce, p.intents, signed_at_s)
             if p.withdraw is not None:
                 p.withdraw.intent_hash = p.intent_hash
 
@@ -332,7 +339,8 @@ class VerifierTraffic:
                                      actions, **kw)
 
     def _send_execute(self, ctx: BlockCtx, batch: Batch) -> None:
-        args = MALFORMED_ARGS if batch.malformed_args else orjson.dumps({"signed": [p.multi for p in batch.payloads]})
+        signed = [p.multi for p in batch.payloads] + ([batch.undeployed] if batch.undeployed else [])
+        args = MALFORMED_ARGS if batch.malformed_args else orjson.dumps({"signed": signed})
         actions = [shapes.function_call("execute_intents", args, batch.attached_gas)]
         receipt = self._receipt(ctx, batch.signer, self.account, batch.signer, actions)
         tx = self._tx(ctx, batch.signer, self.account, actions)
@@ -355,14 +363,21 @@ class VerifierTraffic:
             gas = int((1.4 + rng.random()) * TGAS * factor)
             return Result(shapes.panic(DESERIALIZE_PANIC), min(gas, batch.attached_gas),
                           receipt_ids=self._refund_later(ctx, batch, 1))
-        lead = batch.solvers[0] if batch.solvers else None
-        gas = int((1.5 + 1.2 * n) * TGAS * factor)
-        gas += lead.sample_gas(rng, factor) if lead else int(rng.lognormvariate(math.log(3 * TGAS), 0.3) * factor)
-        fail_text, fail_at = batch.fail_text, batch.fail_at
-        if gas >= batch.attached_gas:
-            fail_text, fail_at, gas = EXCEEDED_GAS, rng.randrange(n + 1), batch.attached_gas
-        elif fail_text:
-            gas = gas * (fail_at + 1) // (n + 1)
+        if batch.undeployed is not None:
+            # the arguments do not deserialize, so no payload runs; the decoder fails the payloads it
+            # can name and dead-letters the one it cannot
+            self.truth.dead_letter("args")
+            fail_text, fail_at = DESERIALIZE_PANIC, 0
+            gas = min(int((1.4 + rng.random()) * TGAS * factor), batch.attached_gas)
+        else:
+            lead = batch.solvers[0] if batch.solvers else None
+            gas = int((1.5 + 1.2 * n) * TGAS * factor)
+            gas += lead.sample_gas(rng, factor) if lead else int(rng.lognormvariate(math.log(3 * TGAS), 0.3) * factor)
+            fail_text, fail_at = batch.fail_text, batch.fail_at
+            if gas >= batch.attached_gas:
+                fail_text, fail_at, gas = EXCEEDED_GAS, rng.randrange(n + 1), batch.attached_gas
+            elif fail_text:
+                gas = gas * (fail_at + 1) // (n + 1)
         # events of the payloads that ran (all of them on success)
         upto = n if not fail_text else fail_at
         for signed in batch.payloads[:upto]:
@@ -371,15 +386,15 @@ class VerifierTraffic:
                 events.append(("dip4", name))
         solvers = attribute_solvers(batch.payloads, self.listed)
         if fail_text:
-            for i, signed in enumerate(batch.payloads):
-                self.truth.intent(self.account, f"{rid}:{i}", "failed", ctx.ts_ns, failure=fail_text,
+            for signed in batch.payloads:
+                self.truth.intent(self.account, signed.intent_hash, "failed", ctx.ts_ns, failure=fail_text,
                                   signer_id=signed.signer, solver_id=solver_of(signed.signer, solvers))
             for s in solvers:
                 self.truth.solver_execution(self.account, s, rid, False, fail_text, gas, ctx.height,
                                             tx_hash=batch.tx_hash)
             return Result(shapes.panic(fail_text), gas, logs, events, self._refund_later(ctx, batch, 1))
         logs.append(event_log("dip4", EXECUTED_VERSION, "intents_executed", [
-            {"intent_hash": s.intent_hash, "account_id": s.signer, "nonce": s.multi["payload"]["nonce"]}
+            {"intent_hash": s.intent_hash, "account_id": s.signer, "nonce": s.nonce}
             for s in batch.payloads]))
         events.append(("dip4", "intents_executed"))
         if batch.transfers:
