@@ -272,7 +272,8 @@ def test_ton_connect_timestamp_forms(timestamp: object) -> None:
 @pytest.mark.parametrize(("signed", "reason"), [
     ({"standard": "bip322", "address": "bc1q...", "message": "{}", "signature": "x"}, "Verifier does not accept"),
     ({"standard": "eip712", "payload": "{}"}, "unknown signing standard 'eip712'"),
-    ({"payload": "{}"}, "unknown signing standard None"),
+    ({"payload": "{}"}, "no 'standard' name: None"),
+    ({"standard": {"nep413": 1}, "payload": "{}"}, "no 'standard' name"),
     ("text", "not an object"),
     ({"standard": "nep413", "payload": "text"}, "'payload' is not an object"),
     ({"standard": "nep413", "payload": {"message": "m", "nonce": "x", "recipient": "r"}}, "not base64"),

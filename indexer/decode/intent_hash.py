@@ -172,7 +172,9 @@ def _standard(signed: Any) -> tuple[Callable[[dict[str, Any]], bytes], Callable[
     if not isinstance(signed, dict):
         raise IntentHashError("signed payload is not an object")
     standard = signed.get("standard")
-    entry = _STANDARDS.get(standard) if isinstance(standard, str) else None
+    if not isinstance(standard, str):
+        raise IntentHashError(f"signed payload has no 'standard' name: {standard!r}")
+    entry = _STANDARDS.get(standard)
     if entry is None:
         if standard in NOT_DEPLOYED:
             raise IntentHashError(f"{standard} payloads have no intent hash: the Verifier does not accept "
