@@ -3,7 +3,7 @@
     python benchmarks/decode.py [--rounds N]
 
 Every variant decodes the same bytes (all block.json and shard_*.json files of
-../shared/fixtures/lake-mainnet) in the same process, one core, and prints MB/s and blocks/s:
+tests/fixtures/lake-mainnet) in the same process, one core, and prints MB/s and blocks/s:
 
 * project (default contracts): what `run`/`backfill` do with intents.near tracked: shards that
   never mention a tracked account are skipped, the rest decoded with msgspec views.
@@ -32,8 +32,7 @@ from indexer.decode.block import BlockDecoder, DecoderConfig  # noqa: E402
 from indexer.sources.base import RawBlock  # noqa: E402
 from indexer.sources.files import shard_ids  # noqa: E402
 
-FIXTURES = next(p for p in (ROOT.parent / "shared" / "fixtures" / "lake-mainnet",
-                            ROOT.parents[1] / "shared" / "fixtures" / "lake-mainnet") if p.is_dir())
+FIXTURES = ROOT / "tests" / "fixtures" / "lake-mainnet"
 BUSY = ["intents.near:verifier", "token.sweat", "earn.kaiching", "users.kaiching", "game.hot.tg"]
 
 

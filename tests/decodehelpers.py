@@ -1,6 +1,6 @@
 """Shared helpers for the decode / store unit tests: real fixtures turned into decoder inputs.
 
-Everything here reads the real fixtures under ../shared/fixtures (never modified): the
+Everything here reads the real fixtures under tests/fixtures (never modified): the
 ``execute_intents`` transaction of intents.near (rpc) and the four mainnet Lake blocks.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 
 try:
-    from lakebuild import MAINNET, MAINNET_HEIGHTS, SHARED, TX_FILE  # noqa: F401 (re-exported; conftest puts tests/ on sys.path)
+    from lakebuild import LOCALNET, MAINNET, MAINNET_HEIGHTS, RPC, TX_FILE  # noqa: F401 (re-exported; conftest puts tests/ on sys.path)
 except ImportError:
-    from tests.lakebuild import MAINNET, MAINNET_HEIGHTS, SHARED, TX_FILE  # noqa: F401
+    from tests.lakebuild import LOCALNET, MAINNET, MAINNET_HEIGHTS, RPC, TX_FILE  # noqa: F401
 
 from indexer.decode.emit import Emitter
 from indexer.decode.nep297 import is_event, parse_event
@@ -27,7 +27,6 @@ from indexer.decode.rows import COLUMNS, Rows, ts_string
 from indexer.decode.status import parse_status
 from indexer.sources.base import RawBlock
 
-LOCALNET = SHARED / "lake-localnet"
 
 # --- the real execute_intents transaction ---------------------------------------------------
 

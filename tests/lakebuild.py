@@ -1,7 +1,7 @@
 """Build small Lake folders from the real fixtures, for tests.
 
 ``fixture_lake`` re-chains the four mainnet blocks into consecutive heights and places the
-real intents.near ``execute_intents`` transaction (../shared/fixtures/rpc) into them: the
+real intents.near ``execute_intents`` transaction (tests/fixtures/rpc) into them: the
 transaction and its first receipt in the first block, the other receipt outcomes in later
 blocks grouped as they were on chain (by their ``block_hash``). Everything else is verbatim.
 """
@@ -13,11 +13,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-if not SHARED.is_dir():  # CI clones beside a copy of shared/
-    SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-MAINNET = SHARED / "lake-mainnet"
-TX_FILE = next((SHARED / "rpc").glob("execute_intents_tx_*.json"))
+# Real NEAR data kept in the repository, unedited; tests/fixtures/README.md says where each came from.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MAINNET = FIXTURES / "lake-mainnet"
+LOCALNET = FIXTURES / "lake-localnet"
+RPC = FIXTURES / "rpc"
+TX_FILE = next(RPC.glob("execute_intents_tx_*.json"))
 MAINNET_HEIGHTS = sorted(int(p.name) for p in MAINNET.iterdir())
 
 

@@ -20,12 +20,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-# The fixtures live in shared/ beside the checkout (../shared), wherever the checkout is.
-_ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = next(
-    (p for p in (_ROOT.parent / "shared" / "fixtures" / "lake-mainnet", _ROOT.parents[1] / "shared" / "fixtures" / "lake-mainnet") if p.is_dir()),
-    _ROOT.parent / "shared" / "fixtures" / "lake-mainnet",
-)
+# Real mainnet blocks in Lake layout, kept in the repository (tests/fixtures/README.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lake-mainnet"
 REGION = "eu-central-1"
 # moto accepts any credentials; botocore only needs some to sign with.
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

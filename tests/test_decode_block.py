@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from decodehelpers import (
-    LOCALNET, MAIN_RECEIPT_ID, MAINNET_HEIGHTS, SHARED, SOLVER, SOLVER_HASH, TX, TX_HASH, USER, USER_HASH,
+    LOCALNET, MAIN_RECEIPT_ID, MAINNET_HEIGHTS, RPC, SOLVER, SOLVER_HASH, TX, TX_HASH, USER, USER_HASH,
     failure_status, fixture_folder, raw_block, raw_from_objects, read_block, table,
 )
 from indexer import metrics
@@ -110,7 +110,7 @@ def test_blocks_row_of_every_fixture_block(folder: Path) -> None:
 
 
 def test_non_contiguous_shard_ids_in_chunk_order_protocol_80() -> None:
-    data = (SHARED / "rpc" / "block_169553183_protocol80.json").read_bytes()
+    data = (RPC / "block_169553183_protocol80.json").read_bytes()
     decoded = decoder("intents.near:verifier").decode(RawBlock(169553183, data, []))
     (row,) = table(decoded.rows, "blocks")
     assert row["shard_ids"] == [10, 11, 8, 7, 5]

@@ -25,7 +25,7 @@ from indexer.gas import bucket_label
 from indexer.simulate import SimConfig, generate
 from indexer.simulate.command import simulate
 from indexer.simulate.options import SolverCollapse, Window
-from lakebuild import MAINNET, SHARED
+from lakebuild import MAINNET, RPC, TX_FILE
 
 SMALL: dict[str, Any] = {
     "blocks": 160,
@@ -99,9 +99,9 @@ def test_near_lake_framework_decodes_every_file(lake: tuple[Path, dict[str, Any]
 def test_shapes_match_the_mainnet_fixtures(lake: tuple[Path, dict[str, Any]]) -> None:
     """Every field the real files have is present, nested the same way."""
     root, _ = lake
-    rpc = json.loads((SHARED / "rpc" / "block_169553183_protocol80.json").read_text())
+    rpc = json.loads((RPC / "block_169553183_protocol80.json").read_text())
     rpc = rpc.get("result", rpc)
-    tx_fixture = json.loads(next((SHARED / "rpc").glob("execute_intents_tx_*.json")).read_text())
+    tx_fixture = json.loads(TX_FILE.read_text())
     real_shard = json.loads((MAINNET / "000115185108" / "shard_2.json").read_text())
 
     block = orjson.loads((_folders(root)[1] / "block.json").read_bytes())

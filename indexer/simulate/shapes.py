@@ -1,6 +1,6 @@
 """The JSON shapes of NEAR Lake files, copied field for field from the mainnet fixtures.
 
-Field names, nesting and status forms follow ``shared/fixtures/lake-mainnet`` and the protocol-80
+Field names, nesting and status forms follow ``tests/fixtures/lake-mainnet`` and the protocol-80
 RPC block; newer fields (receipt ``priority``, tx ``priority_fee``, chunk ``congestion_info`` ...)
 are included because the simulated protocol version is >= 83.
 """
