@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -103,19 +102,18 @@ def test_run_follows_new_blocks_then_stops_cleanly_and_resumes(tmp_path: Path) -
 
 
 def test_run_without_network_names_the_source_and_keeps_retrying(tmp_path: Path) -> None:
-    env = cli_env(INDEXER_RETRY_BASE_DELAY="0.05", INDEXER_SHARD_RETRY_LIMIT="1")
+    # Hour-long delays: the daemon is certainly waiting when it is stopped, and the stop can only
+    # finish within the timeout if it does not wait for the retry.
+    env = cli_env(INDEXER_RETRY_BASE_DELAY="3600", INDEXER_RETRY_MAX_DELAY="3600", INDEXER_SHARD_RETRY_LIMIT="0")
     proc = popen("run", "--source", "neardata", "--neardata-url", "http://127.0.0.1:9", "--store",
                  f"chdb://{tmp_path / 'store'}", env=env)
     logs = LogReader(proc)
-    errors = [logs.wait_for(lambda e: e.get("event") == "source unavailable; retrying") for _ in range(2)]
+    error = logs.wait_for(lambda e: e.get("event") == "source unavailable; retrying")
     assert proc.poll() is None, "the daemon exited instead of retrying"
-    assert "127.0.0.1:9" in errors[0]["error"]
-    assert errors[1]["retry_in_s"] >= errors[0]["retry_in_s"]
-    stopped = time.monotonic()
+    assert "127.0.0.1:9" in error["error"] and error["retry_in_s"] == 3600
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
+    proc.wait(timeout=120)  # far less than the hour the retry would take
     assert proc.returncode == 0
-    assert time.monotonic() - stopped < 10, "SIGTERM must not wait for the source's retries"
 
 
 def test_strict_chain_stops_on_a_break(tmp_path: Path) -> None:
