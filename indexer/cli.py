@@ -168,62 +168,92 @@ def run(start_block: int | None, **kwargs: Any) -> None:
 
 
 async def _run(settings: Settings, start_block: int | None) -> None:
-    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+    await _Daemon(settings, start_block).run()
 
-    from indexer.pipeline import STOPPED, ChainBreakError, Pipeline, plan_live, until_stopped
-    from indexer.sources import SourceError, open_source
-    from indexer.store.client import StoreError, redact
-    from indexer.store.migrations import MigrationError
 
-    stop = asyncio.Event()
-    _install_signal_handlers(stop)
-    metrics_runner = await _serve_metrics(settings)
-    delay = settings.retry_base_delay
-    store = None
+class _Daemon:
+    """``run``, step by step: connect the store, open the source, plan where to start, run the
+    pipeline until stopped; when the source or a ClickHouse server cannot be reached, back off
+    and go round again (resuming re-reads the checkpoint, so a retry loses and repeats nothing).
+    """
 
-    async def back_off() -> None:
-        nonlocal delay
+    def __init__(self, settings: Settings, start_block: int | None):
+        self.settings = settings
+        self.start_block = start_block
+        self.stop = asyncio.Event()
+        self.store: Any = None
+        self.delay = settings.retry_base_delay
+
+    async def run(self) -> None:
+        _install_signal_handlers(self.stop)
+        metrics_runner = await _serve_metrics(self.settings)
         try:
-            await asyncio.wait_for(stop.wait(), timeout=delay)
+            while not self.stop.is_set():
+                await self._round()
+        finally:
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
+            if self.store is not None:
+                self.store.close()
+
+    async def _round(self) -> None:
+        """One attempt: index until stopped, or handle the failure that ended it."""
+        from clickhouse_connect.driver.exceptions import Error as ClickHouseError
+
+        from indexer.pipeline import ChainBreakError
+        from indexer.sources import SourceError
+        from indexer.store.client import StoreError
+        from indexer.store.migrations import MigrationError
+
+        try:
+            await self._connect_store()
+            await self._index()
+        except SourceError as exc:
+            log.error("source unavailable; retrying", error=str(exc), retry_in_s=round(self.delay, 1))
+            await self._back_off()
+        except (StoreError, ClickHouseError) as exc:
+            self._store_failed(exc)
+            await self._back_off()
+        except (ChainBreakError, MigrationError) as exc:
+            _fail(str(exc))
+
+    async def _connect_store(self) -> None:
+        if self.store is None:
+            # A daemon waits for its store (a server that is still starting, or restarting).
+            self.store = await asyncio.to_thread(_connect, self.settings, migrate=self.settings.auto_migrate)
+
+    async def _index(self) -> None:
+        """Open the source, plan from the checkpoint, run the pipeline until stopped."""
+        from indexer.pipeline import STOPPED, Pipeline, plan_live, until_stopped
+        from indexer.sources import open_source
+
+        async with open_source(self.settings) as source:
+            plan = await until_stopped(plan_live(self.store, source, self.start_block), self.stop)
+            if plan is STOPPED:
+                return
+            log.info("indexing", source=source.name, from_height=plan.resume_height, contracts=self.settings.contracts)
+            progress = await Pipeline(self.settings, self.store, source, plan, _log_progress(plan)).run(self.stop)
+            self.delay = self.settings.retry_base_delay
+            log.info("stopped", height=progress.height, blocks=progress.blocks)
+
+    def _store_failed(self, exc: Exception) -> None:
+        from indexer.store.client import redact
+
+        if self.store is None and self.settings.store.startswith("chdb://"):
+            _fail(str(exc))  # an embedded store that cannot open will not open by waiting
+        log.error("store unavailable; retrying", store=redact(self.settings.store),
+                  error=str(exc).strip().splitlines()[0][:500], retry_in_s=round(self.delay, 1))
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    async def _back_off(self) -> None:
+        """Wait before the next attempt (a stop ends the wait at once); each wait doubles the next."""
+        try:
+            await asyncio.wait_for(self.stop.wait(), timeout=self.delay)
         except TimeoutError:
             pass
-        delay = min(delay * 2, max(settings.retry_max_delay, 30.0))
-
-    try:
-        while not stop.is_set():
-            try:
-                if store is None:
-                    # A daemon waits for its store (a server that is still starting, or restarting);
-                    # resuming re-reads the checkpoint and drops unfinished rows, so nothing is lost.
-                    store = await asyncio.to_thread(_connect, settings, migrate=settings.auto_migrate)
-                async with open_source(settings) as source:
-                    plan = await until_stopped(plan_live(store, source, start_block), stop)
-                    if plan is STOPPED:
-                        break
-                    log.info("indexing", source=source.name, from_height=plan.resume_height,
-                             contracts=settings.contracts)
-                    progress = await Pipeline(settings, store, source, plan, _log_progress(plan)).run(stop)
-                    delay = settings.retry_base_delay
-                    log.info("stopped", height=progress.height, blocks=progress.blocks)
-            except SourceError as exc:
-                log.error("source unavailable; retrying", error=str(exc), retry_in_s=round(delay, 1))
-                await back_off()
-            except (StoreError, ClickHouseError) as exc:
-                if store is None and settings.store.startswith("chdb://"):
-                    _fail(str(exc))  # an embedded store that cannot open will not open by waiting
-                log.error("store unavailable; retrying", store=redact(settings.store),
-                          error=str(exc).strip().splitlines()[0][:500], retry_in_s=round(delay, 1))
-                if store is not None:
-                    store.close()
-                    store = None
-                await back_off()
-            except (ChainBreakError, MigrationError) as exc:
-                _fail(str(exc))
-    finally:
-        if metrics_runner is not None:
-            await metrics_runner.cleanup()
-        if store is not None:
-            store.close()
+        self.delay = min(self.delay * 2, max(self.settings.retry_max_delay, 30.0))
 
 
 def _log_progress(plan: Any, every: float = 10.0) -> Callable[[Any], None]:

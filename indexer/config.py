@@ -9,11 +9,14 @@ values in the environment (``INDEXER_CONTRACTS=intents.near:verifier,solver.near
 from __future__ import annotations
 
 import contextvars
+import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from indexer.decode.roles import Role  # what each --contract is; decoding gives the roles meaning
@@ -21,6 +24,41 @@ from indexer.decode.roles import Role  # what each --contract is; decoding gives
 
 class ConfigError(Exception):
     """A setting is wrong; the message says which and how to fix it."""
+
+
+# NEAR account ids (nearcore's AccountId rules): 2..64 characters; dot-separated parts of lowercase
+# letters and digits, where '-' and '_' may only stand between two of them. Implicit accounts
+# (64 hex characters, or 0x + 40 hex) follow the same rules.
+_ACCOUNT_PART = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
+
+
+def account_problem(account: str) -> str | None:
+    """Why ``account`` is not a valid NEAR account id, or None when it is."""
+    if not 2 <= len(account) <= 64:
+        return f"it has {len(account)} character{'s' if len(account) != 1 else ''}; account ids have 2 to 64"
+    bad = sorted({c for c in account if not (c.isascii() and (c.islower() or c.isdigit()) or c in "._-")})
+    if bad:
+        return f"it contains {', '.join(repr(c) for c in bad)}; use lowercase letters a-z, digits 0-9 and . - _"
+    for part in account.split("."):
+        if not part:
+            return "it has an empty part; parts are separated by single dots, with none at the ends"
+        if not _ACCOUNT_PART.fullmatch(part):
+            return f"its part {part!r} has '-' or '_' at an end or next to another separator"
+    return None
+
+
+def _check_account(account: str, flag: str, spec: str) -> None:
+    problem = account_problem(account)
+    if problem:
+        raise ConfigError(f"{flag} {spec!r}: {account!r} is not a NEAR account id: {problem} (e.g. intents.near)")
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a setting."""
+    return _FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+
+
+_FLAG_NAMES = {"contracts": "--contract", "solver_accounts": "--solver-account", "auto_migrate": "--migrate"}
 
 
 class ContractSpec(BaseModel, frozen=True):
@@ -32,11 +70,14 @@ class ContractSpec(BaseModel, frozen=True):
         account, _, role = spec.strip().partition(":")
         if not account:
             raise ConfigError(f"--contract {spec!r}: expected ACCOUNT[:ROLE]")
+        account = account.lower()  # account ids are lowercase; accept what users copy from explorers
         try:
-            return cls(account=account.lower(), role=Role(role) if role else Role.NONE)
+            parsed_role = Role(role) if role else Role.NONE
         except ValueError:
             roles = ", ".join(r.value for r in Role)
             raise ConfigError(f"--contract {spec!r}: unknown role {role!r}; use one of: {roles}") from None
+        _check_account(account, "--contract", spec)
+        return cls(account=account, role=parsed_role)
 
     def __str__(self) -> str:
         return f"{self.account}:{self.role.value}"
@@ -84,6 +125,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INDEXER_", extra="ignore")
 
     # --- store ---
+    # Descriptions double as --help text (see cli._option_for).
     store: str = Field("chdb://./data", description="ClickHouse DSN: chdb://PATH (embedded) or http(s)://user:pass@host:8123/db")
     database: str = Field("near_intents", description="ClickHouse database holding the tables")
     auto_migrate: bool = Field(True, description="apply pending migrations on run and backfill")
@@ -105,7 +147,8 @@ class Settings(BaseSettings):
     # --- what to index ---
     contracts: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["intents.near:verifier"],
-        description="tracked contracts as ACCOUNT[:ROLE]; roles verifier, workshop-verifier, workshop-solver",
+        description="tracked contracts as ACCOUNT[:ROLE]; roles verifier, workshop-verifier, workshop-solver, "
+                    "none (receipts and NEP-297 events only; the default when :ROLE is left out)",
     )
     solver_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="accounts known to be solvers")
     resolve_all_tx: bool = Field(
@@ -126,6 +169,45 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="lowest level logged")
     metrics_port: int | None = Field(None, description="serve Prometheus /metrics on this port while running")
     metrics_host: str = Field("127.0.0.1", description="address of the /metrics listener")
+    ready_max_lag_blocks: int = Field(
+        100, ge=0, description="/readyz answers 503 while the newest stored block is more than this many blocks "
+                               "behind the chain head"
+    )
+
+    @field_validator("store")
+    @classmethod
+    def _valid_store(cls, v: str) -> str:
+        if v.startswith("chdb://"):
+            if not v.removeprefix("chdb://").strip():
+                raise ConfigError("--store 'chdb://' needs a folder: chdb://PATH, e.g. chdb://./data")
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https", "clickhouse", "clickhouses") or not parts.hostname:
+            raise ConfigError(f"--store {_redact(v)!r} is not a store DSN: use chdb://PATH (embedded) or "
+                              "http(s)://user:pass@host:8123/database (a ClickHouse server)")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(f"--store {_redact(v)!r}: the port is not a number") from None
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _valid_source(cls, v: str) -> str:
+        if v.startswith("files:"):
+            if not v.removeprefix("files:").strip():
+                raise ConfigError("--source 'files:' needs a folder: files:PATH (a folder in NEAR Lake layout)")
+            return v
+        if v not in ("auto", "lake", "neardata"):
+            raise ConfigError(f"--source {v!r}: unknown source; use lake, neardata, files:PATH or auto")
+        return v
+
+    @field_validator("solver_accounts")
+    @classmethod
+    def _valid_solvers(cls, v: list[str]) -> list[str]:
+        for account in v:
+            _check_account(account.strip().lower(), "--solver-account", account)
+        return v
 
     @field_validator("contracts", "solver_accounts", mode="before")
     @classmethod
@@ -166,16 +248,84 @@ class Settings(BaseSettings):
         return (self.neardata_url or f"https://{self.network}.neardata.xyz").rstrip("/")
 
 
+def _redact(url: str) -> str:
+    """A URL with its password replaced, for messages (same rule as store.client.redact)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@", 1)).geturl()
+
+
+def _reworded(exc: ValidationError) -> str:
+    """Pydantic's errors as one line per setting, naming the flag and variable, without its links."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        field = str(err["loc"][0]) if err["loc"] else "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = re.sub(r"^Input should be ", "must be ", msg)
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f", got {_redact(value) if isinstance(value, str) else value!r}"
+        if field in Settings.model_fields:
+            lines.append(f"{field} ({flag_name(field)} / INDEXER_{field.upper()}): {msg}{shown}")
+        else:
+            lines.append(f"{field}: {msg}{shown}")
+    return "invalid settings: " + "; ".join(lines)
+
+
+def _given(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in overrides.items() if v is not None and v != ()}
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Settings from flags (``overrides``; None means 'not given'), environment and TOML file."""
     token = _toml_file.set(Path(config_file) if config_file else None)
     try:
-        given = {k: v for k, v in overrides.items() if v is not None and v != ()}
         try:
-            return Settings(**given)
-        except Exception as exc:  # pydantic.ValidationError, with field names users can act on
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"invalid settings: {exc}") from None
+            return Settings(**_given(overrides))
+        except ValidationError as exc:
+            raise ConfigError(_reworded(exc)) from None
     finally:
         _toml_file.reset(token)
+
+
+def setting_origins(config_file: str | Path | None = None, **overrides: Any) -> dict[str, str]:
+    """Where each setting's effective value came from: flag, env INDEXER_X, file PATH or default.
+
+    Mirrors the priority of :func:`load_settings` (flag > environment > file > default)."""
+    env = {k.upper() for k in os.environ}
+    file_keys: set[str] = set()
+    if config_file:
+        token = _toml_file.set(Path(config_file))
+        try:
+            file_keys = set(_TomlSource(Settings)())
+        finally:
+            _toml_file.reset(token)
+    given = _given(overrides)
+    out = {}
+    for name in Settings.model_fields:
+        if name in given:
+            out[name] = f"flag {flag_name(name)}"
+        elif f"INDEXER_{name.upper()}" in env:
+            out[name] = f"env INDEXER_{name.upper()}"
+        elif name in file_keys:
+            out[name] = f"file {config_file}"
+        else:
+            out[name] = "default"
+    return out
+
+
+# Settings values that may hold credentials: URLs with a password.
+SECRET_URL_FIELDS = ("store", "lake_endpoint", "neardata_url")
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The settings as plain values, with passwords in URLs replaced by ***."""
+    out = settings.model_dump()
+    for name in SECRET_URL_FIELDS:
+        if isinstance(out.get(name), str):
+            out[name] = _redact(out[name])
+    return out
