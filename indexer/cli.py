@@ -7,13 +7,14 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import click
 import structlog
 
 from indexer import __version__, logs
-from indexer.config import ConfigError, Settings, load_settings
+from indexer.config import ConfigError, Settings, flag_name, load_settings
 
 log = structlog.get_logger("indexer")
 
@@ -22,14 +23,13 @@ EXIT_RUNTIME = 1
 
 
 # Flags are generated from the Settings fields, so every setting has one, with the same help.
-_FLAG_NAMES = {"contracts": "--contract", "solver_accounts": "--solver-account", "auto_migrate": "--migrate"}
 _STORE_FIELDS = ("store", "database", "log_format", "log_level")
 _INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS)
 
 
 def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     field = Settings.model_fields[name]
-    flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+    flag = flag_name(name)
     env = f"INDEXER_{name.upper()}"
     default = field.default if field.default_factory is None else field.default_factory()
     if isinstance(default, list):
@@ -86,7 +86,7 @@ def _settings(kwargs: dict[str, Any]) -> Settings:
 
 
 def _fail(message: str, code: int = EXIT_RUNTIME) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
 
@@ -107,11 +107,19 @@ def _connect(settings: Settings, *, migrate: bool):  # type: ignore[no-untyped-d
     return store
 
 
-def _open_store(settings: Settings, *, migrate: bool):  # type: ignore[no-untyped-def]
-    """The store, or exit 1 with the reason: for commands that run once."""
-    from indexer.store import migrations
-    from indexer.store.client import StoreError
+def _open_store(settings: Settings, *, migrate: bool, existing: bool = False):  # type: ignore[no-untyped-def]
+    """The store, or exit 1 with the reason: for commands that run once.
 
+    ``existing``: for commands that only read (status, query, ...), which must not leave an empty
+    data folder behind when the path is mistyped."""
+    from indexer.store import migrations
+    from indexer.store.client import StoreError, parse_dsn
+
+    if existing and settings.store.startswith("chdb://"):
+        path = Path(parse_dsn(settings.store)[0].removeprefix("chdb://"))
+        if not path.is_dir():
+            _fail(f"no store at {path} (--store {settings.store}): check the path; this command does not create "
+                  "a store (`intents-indexer migrate` or `run` does)", EXIT_CONFIG)
     try:
         return _connect(settings, migrate=migrate)
     except (StoreError, migrations.MigrationError) as exc:
@@ -155,7 +163,7 @@ async def _serve_metrics(settings: Settings):  # type: ignore[no-untyped-def]
 @main.command()
 @_store_options
 @_ingest_options
-@click.option("--start-block", type=int, help="Height to start from when there is no checkpoint yet "
+@click.option("--start-block", type=click.IntRange(min=0), help="Height to start from when there is no checkpoint yet "
                                               "(default: the latest final block).")
 def run(start_block: int | None, **kwargs: Any) -> None:
     """Follow the chain forever from the checkpoint, --start-block, or the latest final block.
@@ -281,8 +289,9 @@ def _log_progress(plan: Any, every: float = 10.0) -> Callable[[Any], None]:
 @main.command()
 @_store_options
 @_ingest_options
-@click.option("--from", "from_height", type=int, required=True, help="First height to index.")
-@click.option("--to", "to_height", type=int, help="Last height to index (default: the latest final block).")
+@click.option("--from", "from_height", type=click.IntRange(min=0), required=True, help="First height to index.")
+@click.option("--to", "to_height", type=click.IntRange(min=0),
+              help="Last height to index, at least --from (default: the latest final block).")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bar (default: on a terminal; periodic log lines otherwise).")
 def backfill(from_height: int, to_height: int | None, show_progress: bool | None, **kwargs: Any) -> None:
@@ -291,6 +300,9 @@ def backfill(from_height: int, to_height: int | None, show_progress: bool | None
     Interrupted backfills resume from their checkpoint; running a finished range again
     re-indexes it, leaving the tables as one clean run would.
     """
+    if to_height is not None and to_height < from_height:
+        raise click.BadParameter(f"--to {to_height} is below --from {from_height}: the range holds no heights",
+                                 param_hint="'--to'")
     settings = _settings(kwargs)
     store = _open_store(settings, migrate=settings.auto_migrate)
     if show_progress is None:
@@ -311,7 +323,8 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
             if end is None:
                 end = await source.final_head()
             if end < start:
-                _fail(f"--to {end} is below --from {start}", EXIT_CONFIG)
+                _fail(f"--from {start} is beyond the source's latest final block {end}: "
+                      "give a lower --from, or wait for the chain to get there", EXIT_CONFIG)
             plan = await asyncio.to_thread(plan_backfill, store, start, end)
             log.info("backfill", source=source.name, from_height=plan.resume_height, to_height=end,
                      contracts=settings.contracts)
@@ -319,6 +332,9 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
                 progress = await _with_progress_bar(settings, store, source, plan, stop)
             else:
                 progress = await Pipeline(settings, store, source, plan, _log_progress(plan)).run(stop)
+        if progress.blocks == 0 and plan.resume_height == start and not stop.is_set():
+            log.warning("the source has no blocks in this range; nothing was indexed", from_height=start,
+                        to_height=end, source=source.name)
         log.info("backfill finished" if not stop.is_set() else "backfill interrupted; run it again to resume",
                  height=progress.height, blocks=progress.blocks, rows=progress.rows, chain_breaks=progress.chain_breaks,
                  seconds=round(progress.elapsed, 2), blocks_per_s=round(progress.blocks / progress.elapsed, 1),
@@ -385,7 +401,7 @@ def status(source: str | None, fmt: str, **kwargs: Any) -> None:
     settings = _settings({**kwargs, "source": source if source not in (None, "none") else None})
     from indexer.status import collect, render
 
-    store = _open_store(settings, migrate=False)
+    store = _open_store(settings, migrate=False, existing=True)
     try:
         report = asyncio.run(collect(settings, store, ask_head=source != "none"))
     finally:
@@ -402,7 +418,7 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
     settings = _settings(kwargs)
     from indexer.query import QueryError, run_query
 
-    store = _open_store(settings, migrate=False)
+    store = _open_store(settings, migrate=False, existing=True)
     try:
         click.echo(run_query(store, sql, fmt))
     except QueryError as exc:

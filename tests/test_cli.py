@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clitools import LogReader, cli, cli_env, dump_tables, popen
+from clitools import LogReader, cli, cli_env, dump_tables, log_lines, popen
 from lakebuild import MAINNET, copy_blocks, fixture_lake
 
 pytestmark = pytest.mark.timeout(300)
@@ -182,3 +182,44 @@ def test_run_on_an_embedded_store_that_cannot_open_exits_with_the_reason(tmp_pat
     blocker.write_text("")
     proc = cli("run", "--source", f"files:{tmp_path}", "--store", f"chdb://{blocker}", check=False)
     assert proc.returncode == 1 and "cannot open store" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["backfill", "--from", "-3"], "-3 is not in the range x>=0"),
+    (["backfill", "--from", "0", "--to", "-1"], "-1 is not in the range x>=0"),
+    (["run", "--start-block", "-1"], "-1 is not in the range x>=0"),
+    (["backfill", "--from", "10", "--to", "5"], "--to 5 is below --from 10"),
+    (["backfill", "--from", "1", "--source", "files:"], "needs a folder: files:PATH"),
+    (["run", "--source", "ipfs"], "unknown source; use lake, neardata, files:PATH or auto"),
+    (["status", "--source", "ipfs"], "unknown source"),
+    (["backfill", "--from", "1", "--store", "mysql://root:hunter2@db/x"], "is not a store DSN"),
+    (["run", "--contract", "Intents..near:verifier"], "is not a NEAR account id"),
+    (["run", "--solver-account", "-solver.near"], "is not a NEAR account id"),
+    (["run", "--prefetch", "0"], "prefetch (--prefetch / INDEXER_PREFETCH): must be greater than or equal to 1"),
+])
+def test_bad_usage_and_settings_exit_2_with_a_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = cli(*args, "--store", f"chdb://{tmp_path / 'store'}", check=False) if "--store" not in args else \
+        cli(*args, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "pydantic" not in proc.stderr and "Traceback" not in proc.stderr and "hunter2" not in proc.stderr
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_range_without_blocks_warns(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    heights = fixture_lake(lake, copies=1)
+    proc = cli("backfill", "--source", f"files:{lake}", "--from", str(heights[0] - 10), "--to",
+               str(heights[0] - 1), "--store", f"chdb://{tmp_path / 'store'}")
+    warnings = [e for e in log_lines(proc.stderr) if e.get("level") == "warning"]
+    assert [e["event"] for e in warnings] == ["the source has no blocks in this range; nothing was indexed"]
+    assert warnings[0]["from_height"] == heights[0] - 10
+
+
+@pytest.mark.parametrize("command", [["status", "--source", "none"], ["query", "SELECT 1"]])
+def test_reading_commands_never_create_a_store(tmp_path: Path, command: list[str]) -> None:
+    typo = tmp_path / "dtaa"
+    proc = cli(*command, "--store", f"chdb://{typo}", check=False)
+    assert proc.returncode == 2
+    assert f"no store at {typo}" in proc.stderr and "check the path" in proc.stderr
+    assert not typo.exists()

@@ -185,3 +185,68 @@ def test_decoder_config_from_settings() -> None:
     assert [(c.account, c.role) for c in d.contracts] == [
         ("intents.near", Role.VERIFIER), ("verifier.workshop.near", Role.WORKSHOP_VERIFIER)]
     assert d.solver_accounts == frozenset({"s.near"})
+
+
+# --- validation ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("account", [
+    "ab", "intents.near", "solver-priv-liq.near", "a_b-c.d-e_f.near", "v2.ref-finance.near", "0123abcd" * 8,
+    "0x" + "ab12" * 10, "a" * 64, "none",
+])
+def test_valid_account_ids(account: str) -> None:
+    assert ContractSpec.parse(account).account == account
+    assert load_settings(solver_accounts=[account]).solver_accounts == [account]
+
+
+@pytest.mark.parametrize("account, why", [
+    ("a", "1 character"), ("a" * 65, "65 characters"), ("bad..near", "empty part"), (".near", "empty part"),
+    ("near.", "empty part"), ("-a.near", "'-a'"), ("a-.near", "'a-'"), ("a--b.near", "'a--b'"),
+    ("a_-b.near", "'a_-b'"), ("a b.near", "' '"), ("a@b.near", "'@'"), ("caf\u00e9.near", "'\u00e9'"),
+])
+def test_invalid_account_ids_say_why(account: str, why: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        ContractSpec.parse(f"{account}:verifier")
+    msg = str(exc.value)
+    assert "is not a NEAR account id" in msg and why in msg and "--contract" in msg
+    with pytest.raises(ConfigError, match="--solver-account .* is not a NEAR account id"):
+        load_settings(solver_accounts=[account])
+
+
+def test_role_none_is_accepted_and_contract_help_names_it() -> None:
+    assert ContractSpec.parse("token.sweat:none").role == Role.NONE
+    assert "none" in Settings.model_fields["contracts"].description.split("roles", 1)[1]
+
+
+@pytest.mark.parametrize("source, match", [
+    ("ipfs", "unknown source; use lake, neardata, files:PATH or auto"),
+    ("files:", "needs a folder: files:PATH"), ("files:  ", "needs a folder"), ("", "unknown source"),
+])
+def test_bad_source_is_a_config_error(source: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_settings(source=source)
+
+
+@pytest.mark.parametrize("source", ["auto", "lake", "neardata", "files:/tmp/lake", "files:./x"])
+def test_good_sources(source: str) -> None:
+    assert load_settings(source=source).source == source
+
+
+@pytest.mark.parametrize("store, match", [
+    ("postgres://u:hunter2@h/db", "is not a store DSN"), ("chdb://", "needs a folder"), ("./data", "not a store DSN"),
+    ("http://", "not a store DSN"), ("http://h:port/db", "port is not a number"),
+])
+def test_bad_store_dsn_is_a_config_error_without_the_password(store: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as exc:
+        load_settings(store=store)
+    assert "hunter2" not in str(exc.value)
+
+
+def test_pydantic_errors_are_reworded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INDEXER_PREFETCH", "many")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(retry_base_delay=0)
+    msg = str(exc.value)
+    assert "errors.pydantic.dev" not in msg and "[type=" not in msg and "validation error" not in msg
+    assert "Input should" not in msg and "\n" not in msg
+    assert "prefetch (--prefetch / INDEXER_PREFETCH): must be a valid integer" in msg and "got 'many'" in msg
+    assert "retry_base_delay (--retry-base-delay / INDEXER_RETRY_BASE_DELAY): must be greater than 0, got 0" in msg
