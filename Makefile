@@ -60,8 +60,10 @@ install: $(STAMP_RUN)
 install-test: $(STAMP_TEST)
 install-bench: $(STAMP_BENCH)
 
+# exec: the daemon replaces the recipe's shell, so Ctrl-C and SIGTERM reach it directly (it then
+# finishes the current batch and writes the checkpoint) and make waits for it to exit.
 run: $(STAMP_RUN)
-	$(BIN)/intents-indexer run --store '$(STORE)' $(ARGS)
+	exec $(BIN)/intents-indexer run --store '$(STORE)' $(ARGS)
 
 test: $(STAMP_TEST)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

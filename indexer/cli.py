@@ -18,8 +18,15 @@ from indexer.config import ConfigError, Settings, flag_name, load_settings
 
 log = structlog.get_logger("indexer")
 
-EXIT_CONFIG = 2
-EXIT_RUNTIME = 1
+# The same exit codes for every command (README "Commands" and --help say the same).
+EXIT_OK = 0
+EXIT_RUNTIME = 1  # the store or source is unusable, or indexing failed
+EXIT_CONFIG = 2  # bad usage or settings: fixing the command line, environment or config file fixes it
+EXIT_STOPPED = 3  # stopped (SIGINT/SIGTERM) before the end of a finite job; the message says how to resume
+EXIT_CODES_HELP = (
+    "Exit codes: 0 done; 1 runtime failure (store or source unusable); 2 bad usage or settings; "
+    "3 stopped before the end (an interrupted backfill; the log says how to resume)."
+)
 
 
 # Flags are generated from the Settings fields, so every setting has one, with the same help.
@@ -126,7 +133,8 @@ def _open_store(settings: Settings, *, migrate: bool, existing: bool = False):  
         _fail(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+             epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="intents-indexer")
 def main() -> None:
     """Index NEAR Intents Verifier and Solver activity from NEAR blocks into ClickHouse.
@@ -137,10 +145,19 @@ def main() -> None:
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGINT/SIGTERM set ``stop``. The stop is logged once: Ctrl-C under `make run` or a supervisor
+    that signals both the group and the process deliver the same request twice."""
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.debug("already stopping", signal=sig.name)
+            return
+        log.info("stopping after the current batch", signal=sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda s=sig: (log.info("stopping after the current batch", signal=s.name),
-                                                    stop.set()))
+        loop.add_signal_handler(sig, on_signal, sig)
 
 
 async def _serve_metrics(settings: Settings):  # type: ignore[no-untyped-def]
@@ -160,7 +177,7 @@ async def _serve_metrics(settings: Settings):  # type: ignore[no-untyped-def]
     return runner
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
 @click.option("--start-block", type=click.IntRange(min=0), help="Height to start from when there is no checkpoint yet "
@@ -286,7 +303,7 @@ def _log_progress(plan: Any, every: float = 10.0) -> Callable[[Any], None]:
     return report
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
 @click.option("--from", "from_height", type=click.IntRange(min=0), required=True, help="First height to index.")
@@ -311,7 +328,19 @@ def backfill(from_height: int, to_height: int | None, show_progress: bool | None
     sys.exit(code)
 
 
+def _resume_command(end: int, to_given: bool) -> str:
+    """The command line that finishes an interrupted backfill: the same arguments, with --to fixed
+    to the height this run chose (its checkpoint is kept per --from..--to range)."""
+    import shlex
+
+    args = sys.argv[1:]
+    if not to_given:
+        args = [*args, "--to", str(end)]
+    return shlex.join(["intents-indexer", *args])
+
+
 async def _backfill(settings: Settings, store: Any, start: int, end: int | None, show_progress: bool) -> int:
+    to_given = end is not None
     from indexer.pipeline import ChainBreakError, Pipeline, plan_backfill
     from indexer.sources import SourceError, open_source
 
@@ -335,11 +364,16 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
         if progress.blocks == 0 and plan.resume_height == start and not stop.is_set():
             log.warning("the source has no blocks in this range; nothing was indexed", from_height=start,
                         to_height=end, source=source.name)
-        log.info("backfill finished" if not stop.is_set() else "backfill interrupted; run it again to resume",
-                 height=progress.height, blocks=progress.blocks, rows=progress.rows, chain_breaks=progress.chain_breaks,
-                 seconds=round(progress.elapsed, 2), blocks_per_s=round(progress.blocks / progress.elapsed, 1),
-                 mb_per_s=round(progress.bytes / progress.elapsed / 1e6, 1))
-        return 0
+        summary = dict(height=progress.height, blocks=progress.blocks, rows=progress.rows,
+                       chain_breaks=progress.chain_breaks, seconds=round(progress.elapsed, 2),
+                       blocks_per_s=round(progress.blocks / progress.elapsed, 1),
+                       mb_per_s=round(progress.bytes / progress.elapsed / 1e6, 1))
+        if stop.is_set() and progress.height < end:
+            resume = _resume_command(end, to_given)
+            log.warning(f"backfill stopped before --to {end}; resume with: {resume}", resume=resume, **summary)
+            return EXIT_STOPPED
+        log.info("backfill finished", **summary)
+        return EXIT_OK
     except SourceError as exc:
         _fail(str(exc))
     except ChainBreakError as exc:
@@ -368,7 +402,7 @@ async def _with_progress_bar(settings: Settings, store: Any, source: Any, plan: 
         return await Pipeline(settings, store, source, plan, update).run(stop)
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 def migrate(**kwargs: Any) -> None:
     """Apply migrations/*.sql in order; safe to run twice.
@@ -391,7 +425,7 @@ def migrate(**kwargs: Any) -> None:
         click.echo(f"{settings.database} is up to date")
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @click.option("--source", help="Source to ask for the head height (default auto); 'none' skips the head lag.")
 @_options(("network", "lake_endpoint", "lake_bucket", "lake_region", "neardata_url"))
@@ -409,7 +443,7 @@ def status(source: str | None, fmt: str, **kwargs: Any) -> None:
     click.echo(render(report, fmt))
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)

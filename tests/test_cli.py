@@ -223,3 +223,128 @@ def test_reading_commands_never_create_a_store(tmp_path: Path, command: list[str
     assert proc.returncode == 2
     assert f"no store at {typo}" in proc.stderr and "check the path" in proc.stderr
     assert not typo.exists()
+
+
+def _lake_with_a_missing_shard(root: Path) -> tuple[list[int], Path, bytes]:
+    """The fixture lake with one shard file of its third block taken away (a shard not uploaded yet)."""
+    heights = fixture_lake(root, copies=1)
+    shard = sorted((root / f"{heights[2]:012d}").glob("shard_*.json"))[0]
+    data = shard.read_bytes()
+    shard.unlink()
+    return heights, shard, data
+
+
+HOUR_RETRIES = {"INDEXER_RETRY_BASE_DELAY": "3600", "INDEXER_RETRY_MAX_DELAY": "3600", "INDEXER_LOG_LEVEL": "debug"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_backfill_exits_3_with_the_resume_command(tmp_path: Path, sig: signal.Signals) -> None:
+    import shlex
+
+    heights, shard, data = _lake_with_a_missing_shard(tmp_path / "lake")
+    store = tmp_path / "store"
+    # No --to: the resume command must name the --to this run chose, or it would start another range.
+    proc = popen("backfill", "--source", f"files:{tmp_path / 'lake'}", "--from", str(heights[0]), "--store",
+                 f"chdb://{store}", "--no-progress", env=cli_env(**HOUR_RETRIES))
+    logs = LogReader(proc)
+    # The block before the missing shard is stored; the next one waits an hour for its shard.
+    logs.wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[1])
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    assert proc.returncode == 3
+    stopped = logs.wait_for(lambda e: "resume" in e)
+    resume = stopped["resume"]
+    assert f"resume with: {resume}" in stopped["event"]
+    assert shlex.split(resume)[0] == "intents-indexer"
+    assert shlex.split(resume)[1:] == ["backfill", "--source", f"files:{tmp_path / 'lake'}", "--from",
+                                       str(heights[0]), "--store", f"chdb://{store}", "--no-progress",
+                                       "--to", str(heights[-1])]
+    assert [e["event"] for e in logs.seen].count("stopping after the current batch") == 1
+    shard.write_bytes(data)
+    done = cli(*shlex.split(resume)[1:])
+    assert any(e.get("event") == "resuming backfill from its checkpoint" for e in log_lines(done.stderr))
+    assert [int(r[0]) for r in dump_tables(store)["blocks"]] == heights
+
+
+def test_make_run_passes_ctrl_c_to_the_daemon(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    lake = tmp_path / "lake"
+    heights = fixture_lake(lake, copies=1)
+    venv = Path(sys.executable).parent.parent
+    repo = Path(__file__).resolve().parents[1]
+    # -o: the install stamp counts as up to date, so make runs the daemon and installs nothing.
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "-o", f"{venv}/.stamp-install", "run", f"VENV={venv}",
+         f"STORE=chdb://{tmp_path / 'store'}", f"ARGS=--source files:{lake} --start-block {heights[0]}"],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(INDEXER_LOG_LEVEL="debug"), start_new_session=True)
+    logs = LogReader(proc)
+    logs.wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the terminal signals the whole foreground group
+    proc.wait(timeout=120)
+    logs.wait_for(lambda e: e.get("event") == "stopped")
+    events = [e["event"] for e in logs.seen]
+    assert events.count("stopping after the current batch") == 1
+    # The daemon exited 0 (make reports a failed recipe as "*** [...] Error N"); GNU make itself then
+    # re-raises the SIGINT it got from the terminal.
+    assert "***" not in "".join(logs.raw)
+    assert proc.returncode in (0, -signal.SIGINT)
+
+
+def test_make_run_passes_sigterm_to_the_daemon(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    lake = tmp_path / "lake"
+    heights = fixture_lake(lake, copies=1)
+    venv = Path(sys.executable).parent.parent
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "-o", f"{venv}/.stamp-install", "run", f"VENV={venv}",
+         f"STORE=chdb://{tmp_path / 'store'}", f"ARGS=--source files:{lake} --start-block {heights[0]}"],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=cli_env(INDEXER_LOG_LEVEL="debug"), start_new_session=True)
+    logs = LogReader(proc)
+    logs.wait_for(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
+    proc.send_signal(signal.SIGTERM)  # to make only, as a supervisor would: make forwards it to its recipe
+    proc.wait(timeout=120)
+    # The daemon itself got the signal (not a shell between make and it) and stopped cleanly.
+    stopping = logs.wait_for(lambda e: e.get("event") == "stopping after the current batch")
+    assert stopping["signal"] == "SIGTERM"
+    logs.wait_for(lambda e: e.get("event") == "stopped")
+    assert "***" not in "".join(logs.raw)
+
+
+def test_exit_codes_are_in_every_help() -> None:
+    for command in ([], ["run"], ["backfill"], ["migrate"], ["status"], ["query"]):
+        out = " ".join(cli(*command, "--help").stdout.split())
+        assert "Exit codes: 0 done; 1 runtime failure" in out and "2 bad usage or settings" in out
+        assert "3 stopped before the end" in out
+
+
+def test_a_repeated_stop_signal_is_logged_once() -> None:
+    import asyncio
+    import os
+
+    import structlog
+
+    from indexer import cli as cli_module
+
+    async def signal_twice() -> list[dict]:
+        stop = asyncio.Event()
+        with structlog.testing.capture_logs() as captured:
+            cli_module._install_signal_handlers(stop)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C to the group, then a supervisor's SIGTERM
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.wait_for(stop.wait(), timeout=60)
+            for _ in range(6000):  # until both signals are handled, at most a minute
+                if len(captured) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+        return captured
+
+    captured = asyncio.run(signal_twice())
+    assert [(e["event"], e["log_level"]) for e in captured] == [
+        ("stopping after the current batch", "info"), ("already stopping", "debug")]
