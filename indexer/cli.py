@@ -443,12 +443,20 @@ def status(source: str | None, fmt: str, **kwargs: Any) -> None:
     click.echo(render(report, fmt))
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=EXIT_CODES_HELP, short_help="Run read-only SQL against the store.")
 @_store_options
 @click.argument("sql")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="Output: an aligned table, a JSON list of objects, or CSV with a header. A FORMAT clause "
+                   "at the end of SQL wins: ClickHouse's own output is printed.")
 def query(sql: str, fmt: str, **kwargs: Any) -> None:
-    """Run read-only SQL against the store, e.g. "SELECT count() FROM near_intents.events"."""
+    """Run read-only SQL against the store, in its database (--database).
+
+    Table names need no database, e.g. "SELECT count() FROM receipts". Writes and DDL are refused.
+    """
+    if not sql.strip().rstrip(";").strip():
+        raise click.BadParameter('the query is empty: give SQL, e.g. "SELECT count() FROM receipts"',
+                                 param_hint="'SQL'")
     settings = _settings(kwargs)
     from indexer.query import QueryError, run_query
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import orjson
@@ -13,6 +14,31 @@ from indexer.store.client import Store
 
 class QueryError(Exception):
     pass
+
+
+# A FORMAT clause closing the user's SQL: ClickHouse then writes the output itself, and the client
+# must not append its own FORMAT (two FORMAT clauses are a syntax error).
+_OWN_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)\s*$", re.IGNORECASE)
+
+_READ_ONLY = {"readonly": 2}  # refuses writes and DDL but lets the client set its own query settings
+
+
+def own_format(sql: str) -> str | None:
+    """The format named by a FORMAT clause at the end of ``sql``, or None."""
+    m = _OWN_FORMAT.search(_strip(sql))
+    return m.group(1) if m else None
+
+
+def _strip(sql: str) -> str:
+    return sql.strip().rstrip(";").strip()
+
+
+def _use_database(store: Store) -> None:
+    """Run queries in the configured database, so that ``FROM receipts`` means its table; a
+    database that does not exist yet leaves the server's default (fully-qualified names still work)."""
+    exists = store.scalar("SELECT count() FROM system.databases WHERE name = {db:String}", {"db": store.database})
+    if exists:
+        store.client.database = store.database
 
 
 def _cell(v: Any) -> Any:
@@ -28,13 +54,25 @@ def _cell(v: Any) -> Any:
 
 
 def run_query(store: Store, sql: str, fmt: str = "table") -> str:
+    """The result of read-only ``sql`` as text: a table, JSON or CSV, or as ClickHouse writes the
+    format named by the query's own FORMAT clause (which then wins over ``fmt``)."""
+    sql = _strip(sql)
+    if not sql:
+        raise QueryError("the query is empty: give SQL, e.g. \"SELECT count() FROM receipts\"")
     try:
-        # readonly=2 refuses writes and DDL but lets the client set its own query settings.
-        columns, rows = store.query(sql, settings={"readonly": 2})
+        _use_database(store)
+        if own_format(sql):
+            return store.client.raw_query(sql, settings=_READ_ONLY).decode(errors="replace").rstrip("\n")
+        columns, rows = store.query(sql, settings=_READ_ONLY)
     except Exception as exc:
         raise QueryError(f"query failed: {str(exc).strip().splitlines()[0][:500]}") from None
     if not columns and not rows:
         columns = _columns_of_empty_result(store, sql)
+    return render(columns, rows, fmt)
+
+
+def render(columns: list[str], rows: list[tuple[Any, ...]] | list[list[Any]], fmt: str) -> str:
+    """Rows as an aligned table, a JSON list of objects, or CSV with a header."""
     rows = [tuple(_cell(v) for v in row) for row in rows]
     if fmt == "json":
         return orjson.dumps([dict(zip(columns, row)) for row in rows], option=orjson.OPT_INDENT_2).decode()
@@ -50,7 +88,7 @@ def run_query(store: Store, sql: str, fmt: str = "table") -> str:
 def _columns_of_empty_result(store: Store, sql: str) -> list[str]:
     """Column names of a query that returned no rows: embedded chDB gives none with an empty result."""
     try:
-        _, described = store.query(f"DESCRIBE TABLE ({sql.strip().rstrip(';')})", settings={"readonly": 2})
+        _, described = store.query(f"DESCRIBE TABLE ({sql})", settings=_READ_ONLY)
     except Exception:  # not a SELECT (SHOW ..., EXPLAIN ...): leave the header empty
         return []
     return [str(r[0]) for r in described]

@@ -348,3 +348,17 @@ def test_a_repeated_stop_signal_is_logged_once() -> None:
     captured = asyncio.run(signal_twice())
     assert [(e["event"], e["log_level"]) for e in captured] == [
         ("stopping after the current batch", "info"), ("already stopping", "debug")]
+
+
+def test_query_in_the_configured_database_with_its_own_format(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    heights = fixture_lake(lake, copies=1)
+    store = f"chdb://{tmp_path / 'store'}"
+    cli("backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--to", str(heights[-1]), "--store", store)
+    assert cli("query", "SELECT count() AS n FROM blocks", "--store", store, "--format", "csv").stdout.split() == \
+        ["n", str(len(heights))]
+    out = json.loads(cli("query", "SELECT count() AS n FROM receipts FORMAT JSON", "--store", store).stdout)
+    assert out["rows"] == 1 and int(out["data"][0]["n"]) > 0
+    for empty in ("", "  ;  "):
+        proc = cli("query", empty, "--store", store, check=False)
+        assert proc.returncode == 2 and "the query is empty" in proc.stderr

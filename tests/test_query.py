@@ -118,3 +118,25 @@ def test_empty_result_keeps_column_names_in_every_format(filled: Store) -> None:
     assert run_query(filled, sql, fmt="csv") == "receipt_id,deposit"
     assert run_query(filled, sql, fmt="json") == "[]"
     assert run_query(filled, "SHOW TABLES FROM system LIKE 'no_such_table'").splitlines()[-1] == "(0 rows)"
+
+
+def test_runs_in_the_configured_database(filled: Store) -> None:
+    assert json.loads(run_query(filled, "SELECT count() AS n FROM receipts", fmt="json")) == [{"n": 2}]
+    assert run_query(filled, "SELECT currentDatabase() AS db", fmt="csv").splitlines() == ["db", filled.database]
+
+
+def test_the_users_own_format_is_kept(filled: Store) -> None:
+    out = run_query(filled, "SELECT receipt_id FROM receipts ORDER BY receipt_id FORMAT JSON;")
+    data = json.loads(out)
+    assert [r["receipt_id"] for r in data["data"]] == ["r1", "r2"] and data["rows"] == 2
+    assert run_query(filled, "select receipt_id from receipts order by receipt_id format CSV", fmt="json") == \
+        '"r1"\n"r2"'
+    with pytest.raises(QueryError, match="query failed"):  # read-only in this path too
+        run_query(filled, "DROP TABLE receipts FORMAT JSON")
+    assert filled.table_exists("receipts")
+
+
+@pytest.mark.parametrize("sql", ["", "   ", " ; ", "\n;\n"])
+def test_empty_query_is_refused(filled: Store, sql: str) -> None:
+    with pytest.raises(QueryError, match="the query is empty"):
+        run_query(filled, sql)
