@@ -362,3 +362,39 @@ def test_query_in_the_configured_database_with_its_own_format(tmp_path: Path) ->
     for empty in ("", "  ;  "):
         proc = cli("query", empty, "--store", store, check=False)
         assert proc.returncode == 2 and "the query is empty" in proc.stderr
+
+
+LIBRARY_LOGS = """
+import logging, sys
+import near_lake_framework  # noqa: F401  (it calls logging.basicConfig(INFO) at import)
+from indexer import logs
+logs.configure(sys.argv[1], "info")
+import structlog
+logging.getLogger("urllib3.connectionpool").warning("Connection pool is full, discarding connection: %s", "s3")
+logging.getLogger("botocore.credentials").info("Found credentials in environment variables.")
+try:
+    1 / 0
+except ZeroDivisionError:
+    logging.getLogger("aiohttp.client").exception("request failed")
+structlog.get_logger("indexer").info("own line", height=1)
+"""
+
+
+def test_library_log_records_are_json_lines_like_the_daemons_own() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", LIBRARY_LOGS, "json"], capture_output=True, text=True, timeout=120,
+                          env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    events = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert [e["event"] for e in events] == [
+        "Connection pool is full, discarding connection: s3", "request failed", "own line"]
+    pool, failed, own = events
+    assert pool["level"] == "warning" and pool["logger"] == "urllib3.connectionpool" and "timestamp" in pool
+    assert failed["level"] == "error" and "ZeroDivisionError" in failed["exception"]
+    assert own["height"] == 1
+    console = subprocess.run([sys.executable, "-c", LIBRARY_LOGS, "console"], capture_output=True, text=True,
+                             timeout=120, env=cli_env())
+    assert "Connection pool is full" in console.stderr and "WARNING urllib3" not in console.stderr
