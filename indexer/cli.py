@@ -14,7 +14,7 @@ import click
 import structlog
 
 from indexer import __version__, logs
-from indexer.config import ConfigError, Settings, flag_name, load_settings
+from indexer.config import ConfigError, Settings, flag_name, load_settings, redacted, setting_origins
 
 log = structlog.get_logger("indexer")
 
@@ -77,15 +77,22 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 _ingest_options = _options(_INGEST_FIELDS)
 
 
-def _settings(kwargs: dict[str, Any]) -> Settings:
-    config_file = kwargs.pop("config_file", None)
+def _flag_values(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """(--config file, settings given as flags); repeatable flags not given are left out."""
+    overrides = dict(kwargs)
+    config_file = overrides.pop("config_file", None)
     for key in ("contracts", "solver_accounts"):
-        if key in kwargs and kwargs[key]:
-            kwargs[key] = list(kwargs[key])
+        if overrides.get(key):
+            overrides[key] = list(overrides[key])
         else:
-            kwargs.pop(key, None)
+            overrides.pop(key, None)
+    return config_file, overrides
+
+
+def _settings(kwargs: dict[str, Any]) -> Settings:
+    config_file, overrides = _flag_values(kwargs)
     try:
-        settings = load_settings(config_file, **kwargs)
+        settings = load_settings(config_file, **overrides)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     logs.configure(settings.log_format, settings.log_level)
@@ -467,6 +474,85 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
         _fail(str(exc))
     finally:
         store.close()
+
+
+@main.command("dead-letters", epilog=EXIT_CODES_HELP, short_help="List inputs that could not be decoded.")
+@_store_options
+@click.option("--kind", help="Only this kind, e.g. chain_break, args, log, block (see the dead_letters table).")
+@click.option("--since", "since", type=click.IntRange(min=0), help="Only blocks at or above this height.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="At most this many, newest first.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="Output: an aligned table (long reasons and payloads cut short), a JSON list of objects, "
+                   "or CSV with a header (both in full).")
+def dead_letters(kind: str | None, since: int | None, limit: int, fmt: str, **kwargs: Any) -> None:
+    """List dead letters: inputs the indexer stored aside instead of decoding, newest first.
+
+    Each has its block height, shard, receipt, contract, kind, the reason and the raw payload.
+    """
+    settings = _settings(kwargs)
+    from indexer.query import QueryError, list_dead_letters
+
+    store = _open_store(settings, migrate=False, existing=True)
+    try:
+        click.echo(list_dead_letters(store, kind=kind, since=since, limit=limit, fmt=fmt))
+    except QueryError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+
+
+# Environment variables the sources read besides the INDEXER_* ones; secrets are never printed.
+_SOURCE_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+               "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "HTTPS_PROXY")
+_SECRET_ENV = {"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+
+
+@main.command("config", epilog=EXIT_CODES_HELP, short_help="Print the effective settings and their origin.")
+@_store_options
+@_ingest_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output: an aligned table, or JSON.")
+def config_command(fmt: str, **kwargs: Any) -> None:
+    """Print the effective settings and where each came from: flag, env, file or default.
+
+    Takes the same flags as run and backfill, so a command line can be checked before it runs.
+    Passwords in URLs and AWS secrets are shown as ***.
+    """
+    import os
+
+    config_file, overrides = _flag_values(kwargs)
+    settings = _settings(kwargs)
+    origins = setting_origins(config_file, **overrides)
+    values = redacted(settings)
+    env = {}
+    for name in _SOURCE_ENV:
+        value = os.environ.get(name) or os.environ.get(name.lower())
+        if value:
+            env[name] = "***" if name in _SECRET_ENV else (
+                _redact_url(value) if "://" in value else (value[:4] + "***" if name == "AWS_ACCESS_KEY_ID" else value))
+    if fmt == "json":
+        import orjson
+
+        out = {"settings": {k: {"value": v, "source": origins[k]} for k, v in values.items()}, "environment": env}
+        click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+        return
+    from indexer.query import format_table
+
+    def shown(v: Any) -> str:
+        return ",".join(map(str, v)) if isinstance(v, list) else "(none)" if v is None else str(v)
+
+    rows = [(k, shown(v), origins[k]) for k, v in values.items()]
+    text = format_table(["setting", "value", "source"], rows).rsplit("\n", 1)[0]  # no row count
+    if env:
+        text += "\n\n" + format_table(["environment", "value"], list(env.items())).rsplit("\n", 1)[0]
+    click.echo(text)
+
+
+def _redact_url(url: str) -> str:
+    from indexer.store.client import redact
+
+    return redact(url)
 
 
 def _register_commands() -> None:

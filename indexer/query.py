@@ -85,6 +85,38 @@ def render(columns: list[str], rows: list[tuple[Any, ...]] | list[list[Any]], fm
     return format_table(columns, rows)
 
 
+_CUT = {"reason": 100, "payload": 60}  # table format: long texts cut to these widths
+
+
+def list_dead_letters(store: Store, *, kind: str | None = None, since: int | None = None, limit: int = 100,
+                      fmt: str = "table") -> str:
+    """Dead letters, newest first, optionally of one kind and from a height on."""
+    if not store.table_exists("dead_letters"):
+        raise QueryError(f"{store.database} has no tables yet: run `intents-indexer migrate` or start indexing")
+    where, params = [], {}
+    if kind:
+        where.append("kind = {kind:String}")
+        params["kind"] = kind
+    if since is not None:
+        where.append("block_height >= {since:UInt64}")
+        params["since"] = since
+    sql = (f"SELECT block_height, shard_id, receipt_id, contract_id, kind, reason, payload "
+           f"FROM {store.table('dead_letters')} {'WHERE ' + ' AND '.join(where) if where else ''} "
+           f"ORDER BY block_height DESC, seq LIMIT {int(limit)}")
+    columns, rows = store.query(sql, params)
+    if fmt == "table":
+        cut = [_CUT.get(c) for c in columns]
+        rows = [tuple(_shorten(v, w) for v, w in zip(row, cut)) for row in rows]
+    return render(columns, rows, fmt)
+
+
+def _shorten(value: Any, width: int | None) -> Any:
+    if width is None or not isinstance(value, str):
+        return value
+    value = " ".join(value.split())  # one line per dead letter
+    return value if len(value) <= width else value[: width - 3] + "..."
+
+
 def _columns_of_empty_result(store: Store, sql: str) -> list[str]:
     """Column names of a query that returned no rows: embedded chDB gives none with an empty result."""
     try:

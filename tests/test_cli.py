@@ -398,3 +398,64 @@ def test_library_log_records_are_json_lines_like_the_daemons_own() -> None:
     console = subprocess.run([sys.executable, "-c", LIBRARY_LOGS, "console"], capture_output=True, text=True,
                              timeout=120, env=cli_env())
     assert "Connection pool is full" in console.stderr and "WARNING urllib3" not in console.stderr
+
+
+def test_config_shows_each_settings_origin_and_hides_secrets(tmp_path: Path) -> None:
+    toml = tmp_path / "indexer.toml"
+    toml.write_text('store = "http://indexer:filesecret@clickhouse:8123/near_intents"\nprefetch = 3\n'
+                    'network = "testnet"\nlake_endpoint = "https://key:endpointsecret@s3.internal"\n')
+    env = cli_env(INDEXER_PREFETCH="5", INDEXER_CONFIG=str(toml), AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+                  AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMIbPxRfiCYEXAMPLEKEY", AWS_SESSION_TOKEN="sessiontoken123")
+    proc = cli("config", "--format", "json", "--batch-rows", "7", "--contract", "a.near:verifier",
+               "--contract", "b.near", env=env)
+    out = json.loads(proc.stdout)
+    settings = out["settings"]
+    assert settings["batch_rows"] == {"value": 7, "source": "flag --batch-rows"}
+    assert settings["contracts"] == {"value": ["a.near:verifier", "b.near"], "source": "flag --contract"}
+    assert settings["prefetch"] == {"value": 5, "source": "env INDEXER_PREFETCH"}
+    assert settings["network"] == {"value": "testnet", "source": f"file {toml}"}
+    assert settings["database"] == {"value": "near_intents", "source": "default"}
+    assert settings["store"]["value"] == "http://indexer:***@clickhouse:8123/near_intents"
+    assert settings["lake_endpoint"]["value"] == "https://key:***@s3.internal"
+    assert out["environment"]["AWS_SECRET_ACCESS_KEY"] == "***" and out["environment"]["AWS_SESSION_TOKEN"] == "***"
+    assert out["environment"]["AWS_ACCESS_KEY_ID"] == "AKIA***"
+    table = cli("config", env=env).stdout
+    for text in (proc.stdout, table):
+        for secret in ("filesecret", "endpointsecret", "wJalrXUtnFEMIbPxRfiCYEXAMPLEKEY", "sessiontoken123",
+                       "IOSFODNN7"):
+            assert secret not in text
+    line = next(row for row in table.splitlines() if row.startswith("prefetch "))
+    assert line.split() == ["prefetch", "5", "env", "INDEXER_PREFETCH"]
+    assert cli("config", "--prefetch", "0", env=env, check=False).returncode == 2
+
+
+def test_dead_letters_lists_and_filters(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    heights = fixture_lake(lake, copies=2)
+    for h in (heights[2], heights[5]):  # two chain breaks: blocks whose prev_hash points elsewhere
+        block_file = lake / f"{h:012d}" / "block.json"
+        block = json.loads(block_file.read_text())
+        block["header"]["prev_hash"] = "11111111111111111111111111111111"
+        block_file.write_text(json.dumps(block))
+    store = f"chdb://{tmp_path / 'store'}"
+    cli("backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--to", str(heights[-1]), "--store", store)
+
+    def listed(*args: str) -> list[dict]:
+        return json.loads(cli("dead-letters", "--store", store, "--format", "json", *args).stdout)
+
+    everything = listed()
+    assert [(d["block_height"], d["kind"]) for d in everything] == [(heights[5], "chain_break"),
+                                                                   (heights[2], "chain_break")]
+    assert "11111111111111111111111111111111" in everything[0]["reason"]
+    assert json.loads(everything[0]["payload"])["prev_hash"] == "11111111111111111111111111111111"
+    assert [d["block_height"] for d in listed("--since", str(heights[3]))] == [heights[5]]
+    assert [d["block_height"] for d in listed("--limit", "1")] == [heights[5]]
+    assert listed("--kind", "args") == []
+    assert len(listed("--kind", "chain_break")) == 2
+    table = cli("dead-letters", "--store", store).stdout.splitlines()
+    assert table[0].split() == ["block_height", "shard_id", "receipt_id", "contract_id", "kind", "reason", "payload"]
+    assert table[-1] == "(2 rows)"
+    csv_lines = cli("dead-letters", "--store", store, "--format", "csv", "--kind", "chain_break").stdout.splitlines()
+    assert csv_lines[0].startswith("block_height,shard_id") and len(csv_lines) == 3
+    proc = cli("dead-letters", "--store", store, "--limit", "0", check=False)
+    assert proc.returncode == 2
