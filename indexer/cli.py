@@ -15,6 +15,8 @@ import structlog
 
 from indexer import __version__, logs
 from indexer.config import ConfigError, Settings, flag_name, load_settings, redacted, setting_origins
+from indexer.health import Health, follow_head
+from indexer.health import serve as serve_health
 
 log = structlog.get_logger("indexer")
 
@@ -167,23 +169,6 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, on_signal, sig)
 
 
-async def _serve_metrics(settings: Settings):  # type: ignore[no-untyped-def]
-    if settings.metrics_port is None:
-        return None
-    from aiohttp import web
-    from prometheus_client.aiohttp import make_aiohttp_handler
-
-    from indexer.metrics import REGISTRY
-
-    app = web.Application()
-    app.router.add_get("/metrics", make_aiohttp_handler(REGISTRY))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, settings.metrics_host, settings.metrics_port).start()
-    log.info("serving metrics", url=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics")
-    return runner
-
-
 @main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
@@ -215,10 +200,11 @@ class _Daemon:
         self.stop = asyncio.Event()
         self.store: Any = None
         self.delay = settings.retry_base_delay
+        self.health = Health(settings.ready_max_lag_blocks)
 
     async def run(self) -> None:
         _install_signal_handlers(self.stop)
-        metrics_runner = await _serve_metrics(self.settings)
+        metrics_runner = await serve_health(self.settings, self.health)
         try:
             while not self.stop.is_set():
                 await self._round()
@@ -241,6 +227,7 @@ class _Daemon:
             await self._connect_store()
             await self._index()
         except SourceError as exc:
+            self.health.source_error = str(exc)
             log.error("source unavailable; retrying", error=str(exc), retry_in_s=round(self.delay, 1))
             await self._back_off()
         except (StoreError, ClickHouseError) as exc:
@@ -253,6 +240,7 @@ class _Daemon:
         if self.store is None:
             # A daemon waits for its store (a server that is still starting, or restarting).
             self.store = await asyncio.to_thread(_connect, self.settings, migrate=self.settings.auto_migrate)
+            self.health.store_ok()
 
     async def _index(self) -> None:
         """Open the source, plan from the checkpoint, run the pipeline until stopped."""
@@ -263,8 +251,17 @@ class _Daemon:
             plan = await until_stopped(plan_live(self.store, source, self.start_block), self.stop)
             if plan is STOPPED:
                 return
-            log.info("indexing", source=source.name, from_height=plan.resume_height, contracts=self.settings.contracts)
-            progress = await Pipeline(self.settings, self.store, source, plan, _log_progress(plan)).run(self.stop)
+            self.health.source_error = None  # the source answered the plan
+            self.health.committed_height = plan.resume_height - 1
+            # Readiness needs the chain head; it is asked for only when it is served.
+            head = asyncio.create_task(follow_head(source, self.health)) if self.settings.metrics_port else None
+            try:
+                log.info("indexing", source=source.name, from_height=plan.resume_height,
+                         contracts=self.settings.contracts)
+                progress = await Pipeline(self.settings, self.store, source, plan, _log_progress(plan)).run(self.stop)
+            finally:
+                if head is not None:
+                    head.cancel()
             self.delay = self.settings.retry_base_delay
             log.info("stopped", height=progress.height, blocks=progress.blocks)
 
@@ -273,6 +270,7 @@ class _Daemon:
 
         if self.store is None and self.settings.store.startswith("chdb://"):
             _fail(str(exc))  # an embedded store that cannot open will not open by waiting
+        self.health.store_error = str(exc).strip().splitlines()[0][:500]
         log.error("store unavailable; retrying", store=redact(self.settings.store),
                   error=str(exc).strip().splitlines()[0][:500], retry_in_s=round(self.delay, 1))
         if self.store is not None:
@@ -353,15 +351,19 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
 
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-    metrics_runner = await _serve_metrics(settings)
+    health = Health(settings.ready_max_lag_blocks)
+    health.store_ok()  # opened by the caller
+    metrics_runner = await serve_health(settings, health)
     try:
         async with open_source(settings) as source:
             if end is None:
                 end = await source.final_head()
+            health.head_height = end  # a backfill is ready (caught up) when it reaches --to
             if end < start:
                 _fail(f"--from {start} is beyond the source's latest final block {end}: "
                       "give a lower --from, or wait for the chain to get there", EXIT_CONFIG)
             plan = await asyncio.to_thread(plan_backfill, store, start, end)
+            health.committed_height = plan.resume_height - 1
             log.info("backfill", source=source.name, from_height=plan.resume_height, to_height=end,
                      contracts=settings.contracts)
             if show_progress:

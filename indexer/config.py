@@ -167,8 +167,8 @@ class Settings(BaseSettings):
     # --- observability ---
     log_format: Literal["auto", "console", "json"] = Field("auto", description="console on a terminal, JSON otherwise")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="lowest level logged")
-    metrics_port: int | None = Field(None, description="serve Prometheus /metrics on this port while running")
-    metrics_host: str = Field("127.0.0.1", description="address of the /metrics listener")
+    metrics_port: int | None = Field(None, description="serve Prometheus /metrics, /healthz and /readyz on this port while running")
+    metrics_host: str = Field("127.0.0.1", description="address of the /metrics, /healthz and /readyz listener")
     ready_max_lag_blocks: int = Field(
         100, ge=0, description="/readyz answers 503 while the newest stored block is more than this many blocks "
                                "behind the chain head"

@@ -106,3 +106,42 @@ class LogReader:
             self.seen.append(event)
             if predicate(event):
                 return event
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 10) -> tuple[int, Any]:
+    """(status, JSON body) of a GET, for 2xx and error statuses alike."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_for_http(url: str, predicate, timeout: float = 120.0) -> tuple[int, Any]:  # type: ignore[no-untyped-def]
+    """Poll ``url`` until ``predicate(status, body)`` holds; fail after ``timeout`` seconds."""
+    import time
+    import urllib.error
+
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = http_get(url)
+        except (urllib.error.URLError, ConnectionError, ValueError) as exc:  # not listening yet
+            last = exc
+        else:
+            if predicate(*last):
+                return last
+        time.sleep(0.1)
+    raise AssertionError(f"{url}: condition not met in {timeout}s; last answer {last!r}")
