@@ -142,7 +142,22 @@ def _open_store(settings: Settings, *, migrate: bool, existing: bool = False):  
         _fail(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+class _Group(click.Group):
+    """Lists each command with its whole first sentence, wrapped: click's default cuts it at the
+    terminal width with '...'."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
              epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="intents-indexer")
 def main() -> None:
@@ -438,7 +453,8 @@ def migrate(**kwargs: Any) -> None:
 @_store_options
 @click.option("--source", help="Source to ask for the head height (default auto); 'none' skips the head lag.")
 @_options(("network", "lake_endpoint", "lake_bucket", "lake_region", "neardata_url"))
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output: aligned tables, or one JSON object (for scripts).")
 def status(source: str | None, fmt: str, **kwargs: Any) -> None:
     """Checkpoints (height and hash), head lag, and row counts per table."""
     settings = _settings({**kwargs, "source": source if source not in (None, "none") else None})
@@ -452,7 +468,7 @@ def status(source: str | None, fmt: str, **kwargs: Any) -> None:
     click.echo(render(report, fmt))
 
 
-@main.command(epilog=EXIT_CODES_HELP, short_help="Run read-only SQL against the store.")
+@main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
@@ -478,7 +494,7 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
         store.close()
 
 
-@main.command("dead-letters", epilog=EXIT_CODES_HELP, short_help="List inputs that could not be decoded.")
+@main.command("dead-letters", epilog=EXIT_CODES_HELP)
 @_store_options
 @click.option("--kind", help="Only this kind, e.g. chain_break, args, log, block (see the dead_letters table).")
 @click.option("--since", "since", type=click.IntRange(min=0), help="Only blocks at or above this height.")
@@ -510,7 +526,7 @@ _SOURCE_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"
 _SECRET_ENV = {"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 
 
-@main.command("config", epilog=EXIT_CODES_HELP, short_help="Print the effective settings and their origin.")
+@main.command("config", epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,

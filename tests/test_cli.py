@@ -459,3 +459,49 @@ def test_dead_letters_lists_and_filters(tmp_path: Path) -> None:
     assert csv_lines[0].startswith("block_height,shard_id") and len(csv_lines) == 3
     proc = cli("dead-letters", "--store", store, "--limit", "0", check=False)
     assert proc.returncode == 2
+
+
+def _all_commands() -> list[tuple[str, "object"]]:
+    from indexer.cli import main
+
+    return [(name, cmd) for name, cmd in main.commands.items()]
+
+
+@pytest.mark.parametrize("name", [name for name, _ in _all_commands()])
+def test_every_command_and_option_has_help(name: str) -> None:
+    import click
+
+    from indexer.cli import main
+
+    cmd = main.commands[name]
+    assert (cmd.help or "").strip(), f"{name} has no help"
+    for param in cmd.params:
+        if isinstance(param, click.Option):
+            assert (param.help or "").strip(), f"{name} {'/'.join(param.opts)} has no help"
+        else:  # click arguments carry no help of their own: the command's text must name them
+            assert param.human_readable_name.upper() in cmd.help.upper(), f"{name}: {param.human_readable_name}"
+    # and the rendered --help shows every option
+    out = cli(name, "--help").stdout
+    for param in cmd.params:
+        if isinstance(param, click.Option):
+            assert param.opts[0] in out
+
+
+def test_command_list_is_not_cut() -> None:
+    from indexer.cli import main
+
+    out = cli("--help", env=cli_env(COLUMNS="80")).stdout
+    listing = " ".join(out.split("Commands:", 1)[1].split())
+    assert "..." not in listing
+    for name, cmd in _all_commands():
+        first_sentence = " ".join(cmd.help.split("\n\n")[0].split()).split(". ")[0].rstrip(".")
+        assert first_sentence in listing, name
+    assert "Run read-only SQL against the store, in its database (--database)" in listing
+    assert "Follow the chain forever from the checkpoint, --start-block, or the latest final block" in listing
+    assert all(name in listing for name in main.commands)
+
+
+def test_contract_help_names_role_none() -> None:
+    out = " ".join(cli("run", "--help").stdout.split())
+    text = out.split("--contract TEXT", 1)[1].split("--solver-account", 1)[0]
+    assert "none (receipts and NEP-297 events only" in text
