@@ -91,6 +91,13 @@ def _flag_values(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     return config_file, overrides
 
 
+def _reindex_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--reindex", is_flag=True,
+        help="Write every height of the range again for the tracked contracts, replacing rows other streams or an "
+             "older decoder version stored (after a decoder upgrade or a --solver-account change).")(fn)
+
+
 def _settings(kwargs: dict[str, Any]) -> Settings:
     config_file, overrides = _flag_values(kwargs)
     try:
@@ -189,18 +196,20 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 @_ingest_options
 @click.option("--start-block", type=click.IntRange(min=0), help="Height to start from when there is no checkpoint yet "
                                               "(default: the latest final block).")
-def run(start_block: int | None, **kwargs: Any) -> None:
+@_reindex_option
+def run(start_block: int | None, reindex: bool, **kwargs: Any) -> None:
     """Follow the chain forever from the checkpoint, --start-block, or the latest final block.
 
     SIGINT/SIGTERM finish the current batch, write the checkpoint and exit 0. When the source
-    cannot be reached the daemon says so and retries with backoff.
+    cannot be reached the daemon says so and retries with backoff. Heights another stream
+    (a backfill) already wrote for the same contracts are left as they are.
     """
     settings = _settings(kwargs)
-    asyncio.run(_run(settings, start_block))
+    asyncio.run(_run(settings, start_block, reindex))
 
 
-async def _run(settings: Settings, start_block: int | None) -> None:
-    await _Daemon(settings, start_block).run()
+async def _run(settings: Settings, start_block: int | None, reindex: bool = False) -> None:
+    await _Daemon(settings, start_block, reindex).run()
 
 
 class _Daemon:
@@ -209,9 +218,10 @@ class _Daemon:
     and go round again (resuming re-reads the checkpoint, so a retry loses and repeats nothing).
     """
 
-    def __init__(self, settings: Settings, start_block: int | None):
+    def __init__(self, settings: Settings, start_block: int | None, reindex: bool = False):
         self.settings = settings
         self.start_block = start_block
+        self.reindex = reindex
         self.stop = asyncio.Event()
         self.store: Any = None
         self.delay = settings.retry_base_delay
@@ -237,10 +247,16 @@ class _Daemon:
         from indexer.sources import SourceError
         from indexer.store.client import StoreError
         from indexer.store.migrations import MigrationError
+        from indexer.store.streams import LeaseError
+        from indexer.store.writer import FingerprintError
 
         try:
             await self._connect_store()
             await self._index()
+        except FingerprintError as exc:
+            _fail(str(exc), EXIT_CONFIG)
+        except LeaseError as exc:
+            _fail(str(exc))
         except SourceError as exc:
             self.health.source_error = str(exc)
             log.error("source unavailable; retrying", error=str(exc), retry_in_s=round(self.delay, 1))
@@ -263,7 +279,8 @@ class _Daemon:
         from indexer.sources import open_source
 
         async with open_source(self.settings) as source:
-            plan = await until_stopped(plan_live(self.store, source, self.start_block), self.stop)
+            plan = await until_stopped(
+                plan_live(self.store, self.settings, source, self.start_block, reindex=self.reindex), self.stop)
             if plan is STOPPED:
                 return
             self.health.source_error = None  # the source answered the plan
@@ -331,11 +348,14 @@ def _log_progress(plan: Any, every: float = 10.0) -> Callable[[Any], None]:
               help="Last height to index, at least --from (default: the latest final block).")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bar (default: on a terminal; periodic log lines otherwise).")
-def backfill(from_height: int, to_height: int | None, show_progress: bool | None, **kwargs: Any) -> None:
+@_reindex_option
+def backfill(from_height: int, to_height: int | None, show_progress: bool | None, reindex: bool,
+             **kwargs: Any) -> None:
     """Index the heights --from..--to and exit.
 
-    Interrupted backfills resume from their checkpoint; running a finished range again
-    re-indexes it, leaving the tables as one clean run would.
+    Interrupted backfills resume from their checkpoint (without --to too: the head at the first
+    launch is kept as the end). Heights another stream already wrote for the same contracts are
+    left as they are, so a finished range run again does nothing; --reindex rewrites it.
     """
     if to_height is not None and to_height < from_height:
         raise click.BadParameter(f"--to {to_height} is below --from {from_height}: the range holds no heights",
@@ -344,25 +364,24 @@ def backfill(from_height: int, to_height: int | None, show_progress: bool | None
     store = _open_store(settings, migrate=settings.auto_migrate)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
-    code = asyncio.run(_backfill(settings, store, from_height, to_height, show_progress))
+    code = asyncio.run(_backfill(settings, store, from_height, to_height, show_progress, reindex))
     sys.exit(code)
 
 
-def _resume_command(end: int, to_given: bool) -> str:
-    """The command line that finishes an interrupted backfill: the same arguments, with --to fixed
-    to the height this run chose (its checkpoint is kept per --from..--to range)."""
+def _resume_command() -> str:
+    """The command line that finishes an interrupted backfill: the same arguments (a backfill
+    without --to stored the end it chose, and resumes up to it)."""
     import shlex
 
-    args = sys.argv[1:]
-    if not to_given:
-        args = [*args, "--to", str(end)]
-    return shlex.join(["intents-indexer", *args])
+    return shlex.join(["intents-indexer", *sys.argv[1:]])
 
 
-async def _backfill(settings: Settings, store: Any, start: int, end: int | None, show_progress: bool) -> int:
-    to_given = end is not None
+async def _backfill(settings: Settings, store: Any, start: int, end: int | None, show_progress: bool,
+                    reindex: bool = False) -> int:
     from indexer.pipeline import ChainBreakError, Pipeline, plan_backfill
     from indexer.sources import SourceError, open_source
+    from indexer.store.streams import LeaseError
+    from indexer.store.writer import FingerprintError
 
     stop = asyncio.Event()
     _install_signal_handlers(stop)
@@ -371,13 +390,14 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
     metrics_runner = await serve_health(settings, health)
     try:
         async with open_source(settings) as source:
-            if end is None:
-                end = await source.final_head()
+            plan = await plan_backfill(store, settings, source, start, end, reindex=reindex)
+            if plan is None:
+                return EXIT_OK
+            end = plan.end_height
             health.head_height = end  # a backfill is ready (caught up) when it reaches --to
             if end < start:
                 _fail(f"--from {start} is beyond the source's latest final block {end}: "
                       "give a lower --from, or wait for the chain to get there", EXIT_CONFIG)
-            plan = await asyncio.to_thread(plan_backfill, store, start, end)
             health.committed_height = plan.resume_height - 1
             log.info("backfill", source=source.name, from_height=plan.resume_height, to_height=end,
                      contracts=settings.contracts)
@@ -393,14 +413,14 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
                        blocks_per_s=round(progress.blocks / progress.elapsed, 1),
                        mb_per_s=round(progress.bytes / progress.elapsed / 1e6, 1))
         if stop.is_set() and progress.height < end:
-            resume = _resume_command(end, to_given)
+            resume = _resume_command()
             log.warning(f"backfill stopped before --to {end}; resume with: {resume}", resume=resume, **summary)
             return EXIT_STOPPED
         log.info("backfill finished", **summary)
         return EXIT_OK
-    except SourceError as exc:
-        _fail(str(exc))
-    except ChainBreakError as exc:
+    except FingerprintError as exc:
+        _fail(str(exc), EXIT_CONFIG)
+    except (SourceError, ChainBreakError, LeaseError) as exc:
         _fail(str(exc))
     finally:
         if metrics_runner is not None:

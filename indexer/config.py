@@ -163,6 +163,14 @@ class Settings(BaseSettings):
     batch_blocks: int = Field(2000, ge=1, description="blocks per store insert batch during catch-up")
     batch_rows: int = Field(10000, ge=1, description="rows per store insert batch during catch-up")
     flush_interval: float = Field(0.5, gt=0, description="longest seconds rows wait before an insert at the chain head")
+    lease_ttl: float = Field(
+        60.0, gt=0, description="seconds a stream's lease lasts without renewal; another process may take the "
+                                "stream over after that"
+    )
+    lease_settle: float = Field(
+        2.0, ge=0, description="seconds a writer waits on a ClickHouse server after marking a batch before it reads "
+                               "the other streams' marks (longer than replication lag; unused on the embedded store)"
+    )
 
     # --- observability ---
     log_format: Literal["auto", "console", "json"] = Field("auto", description="console on a terminal, JSON otherwise")

@@ -45,3 +45,12 @@ HEAD_HEIGHT = Gauge("near_intents_indexed_height", "Height of the newest stored 
 HEAD_TIMESTAMP = Gauge(
     "near_intents_indexed_block_timestamp_seconds", "Timestamp of the newest stored block", registry=REGISTRY
 )
+STORE_INSERT_ERRORS = Counter(
+    "near_intents_store_insert_errors_total", "Inserts the store refused or lost, by table", ["table"],
+    registry=REGISTRY,
+)
+STREAM_SKIPPED_HEIGHTS = Counter(
+    "near_intents_stream_heights_left_total",
+    "Heights of a batch left to another stream that already wrote them or is writing them",
+    registry=REGISTRY,
+)

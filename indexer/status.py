@@ -11,7 +11,7 @@ import structlog
 from indexer.config import Settings
 from indexer.decode.rows import DATA_TABLES
 from indexer.query import format_table
-from indexer.store import checkpoints
+from indexer.store import streams
 from indexer.store.client import Store
 
 log = structlog.get_logger(__name__)
@@ -19,7 +19,7 @@ log = structlog.get_logger(__name__)
 
 async def collect(settings: Settings, store: Store, *, ask_head: bool = True) -> dict[str, Any]:
     report: dict[str, Any] = {"store": store.dsn, "database": store.database, "checkpoints": [], "tables": {}}
-    if not store.table_exists("checkpoint_log"):
+    if not store.table_exists("streams"):
         report["error"] = f"{store.database} has no tables yet: run `intents-indexer migrate` or start indexing"
         return report
     head = None
@@ -33,11 +33,13 @@ async def collect(settings: Settings, store: Store, *, ask_head: bool = True) ->
         except (SourceError, OSError, TimeoutError) as exc:
             report["head_error"] = str(exc)
     report["head_height"] = head
-    for cp in checkpoints.read_all(store):
+    for st in streams.read_all(store):
         report["checkpoints"].append({
-            "stream": cp.stream, "height": cp.height, "block_hash": cp.block_hash,
-            "start_height": cp.start_height, "end_height": cp.end_height,
-            "lag_blocks": (head - cp.height) if head is not None and cp.end_height is None else None,
+            "stream": st.stream, "height": st.height, "block_hash": st.block_hash,
+            "start_height": st.start_height, "end_height": st.end_height,
+            "lag_blocks": (head - st.height) if head is not None and st.end_height is None else None,
+            "holder": st.holder if st.live else None, "pending": list(st.pending) if st.pending else None,
+            "commits": st.commit_seq,
         })
     for table in DATA_TABLES:
         report["tables"][table] = int(store.scalar(f"SELECT count() FROM {store.table(table)}") or 0)
@@ -57,7 +59,7 @@ def render(report: dict[str, Any], fmt: str) -> str:
         out.append(f"chain head: unknown ({report['head_error']})")
     out.append("")
     if report["checkpoints"]:
-        cols = ["stream", "height", "block_hash", "lag_blocks"]
+        cols = ["stream", "height", "block_hash", "lag_blocks", "holder"]
         out.append(format_table(cols, [tuple("" if c[k] is None else c[k] for k in cols) for c in report["checkpoints"]]))
     else:
         out.append("no checkpoints yet")

@@ -99,7 +99,7 @@ def test_bad_sql_is_a_query_error_with_one_line(filled: Store) -> None:
 
 def test_readonly_does_not_stick_to_the_store(filled: Store) -> None:
     run_query(filled, "SELECT 1")
-    filled.insert_rows("blocks", COLUMNS["blocks"], [[1, "h", "p", 1, "", 0, [], 0]])
+    filled.insert_rows("blocks", COLUMNS["blocks"], [[1, "h", "p", 1, "", 0, []]])
     assert filled.scalar(f"SELECT count() FROM {filled.table('blocks')}") == 1
 
 

@@ -33,8 +33,8 @@ T = s.table
 def q(sql):
     return s.query(sql)[1]
 out = {}
-n, lo, hi, tracked = q(f"SELECT count(), min(block_height), max(block_height), sum(tracked_receipts) "
-                       f"FROM {T('blocks')}")[0]
+n, lo, hi = q(f"SELECT count(), min(block_height), max(block_height) FROM {T('blocks')}")[0]
+tracked = q(f"SELECT count() FROM {T('receipts')}")[0][0]
 out["blocks"] = {"count": n, "first_height": lo, "last_height": hi, "tracked_receipts": tracked}
 out["chain"] = [list(r) for r in q(f"SELECT block_height, block_hash, prev_hash FROM {T('blocks')} "
                                    f"ORDER BY block_height")]

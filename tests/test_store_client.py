@@ -94,12 +94,12 @@ def test_store_database_from_dsn_path_wins(chdb_store_path: Path) -> None:
 def test_blocks_round_trip(store: Store) -> None:
     ns = 1_777_000_000_123_456_789
     store.insert_rows("blocks", COLUMNS["blocks"], [
-        [200_000_000, "hashA", "prevA", ns, "pool.near", 80, [10, 11, 8, 7, 5], 3],
-        [200_000_001, "hashB", "hashA", ns + 600_000_000, "", 0, [], 0],
+        [200_000_000, "hashA", "prevA", ns, "pool.near", 80, [10, 11, 8, 7, 5]],
+        [200_000_001, "hashB", "hashA", ns + 600_000_000, "", 0, []],
     ])
     a, b = _select(store, "blocks")
     assert a["block_hash"] == "hashA" and a["prev_hash"] == "prevA" and a["block_timestamp_ns"] == ns
-    assert a["shard_ids"] == [10, 11, 8, 7, 5] and a["protocol_version"] == 80 and a["tracked_receipts"] == 3
+    assert a["shard_ids"] == [10, 11, 8, 7, 5] and a["protocol_version"] == 80
     assert a["block_timestamp"] == dt.datetime(2026, 4, 24, 3, 6, 40, 123000, tzinfo=UTC)  # DEFAULT from the ns
     assert a["block_timestamp"] == _utc(1777000000.123)
     assert b["shard_ids"] == [] and b["author"] == ""
@@ -140,7 +140,7 @@ def test_events_round_trip(store: Store) -> None:
 
 
 def test_intent_updates_round_trip(store: Store) -> None:
-    row = [9, "1777000001.050", 65_000, "intents.near", "rid:1", "failed", "panic \n two lines", "a.near", "",
+    row = [9, "1777000001.050", (3 << 16) + 2, "intents.near", "intents.near", "rid:1", "failed", "panic \n two lines", "a.near", "",
            ["token_diff", "mt_withdraw"], ["nep245:v2_1.omni.hot.tg:56_11111111111111111111"],
            ["-2541553358444100"], "1click-rango", "", "2026-04-28T15:25:53.999Z", "rid", "tx", "execute_intents",
            10038341571544]
@@ -152,10 +152,10 @@ def test_intent_updates_round_trip(store: Store) -> None:
 def test_solver_executions_round_trip_nullable_latency(store: Store) -> None:
     cols = COLUMNS["solver_executions"]
     store.insert_rows("solver_executions", cols, [
-        [1, "1777000000.000", "v.near", "s.near", "r1", "t1", "solve_intent", ["i1"], 1, "", 10, 1.25],
-        [2, "1777000000.600", "v.near", "s.near", "r2", "", "solve_intent", [], 0, "solver returned success=false", 0,
+        [1, "1777000000.000", "v.near", "s.near", "s.near", "r1", "t1", "solve_intent", ["i1"], 1, "", 10, 1.25],
+        [2, "1777000000.600", "v.near", "s.near", "s.near", "r2", "", "solve_intent", [], 0, "solver returned success=false", 0,
          None],
-        [3, "1777000001.200", "intents.near", SOLVER, "r3", TX_HASH, "execute_intents", ["a", "b", "c"], 0, "x",
+        [3, "1777000001.200", "intents.near", "intents.near", SOLVER, "r3", TX_HASH, "execute_intents", ["a", "b", "c"], 0, "x",
          10038341571544, 0.0],
     ])
     a, b, c = _select(store, "solver_executions")
@@ -221,6 +221,6 @@ def test_two_stores_one_path_are_isolated_by_database(chdb_store_path: Path) -> 
     b = Store(f"chdb://{chdb_store_path}", database=f"t_{uuid.uuid4().hex[:12]}")
     migrations.migrate(a)
     migrations.migrate(b)
-    a.insert_rows("blocks", COLUMNS["blocks"], [[1, "h", "p", 1, "", 0, [], 0]])
+    a.insert_rows("blocks", COLUMNS["blocks"], [[1, "h", "p", 1, "", 0, []]])
     assert a.scalar(f"SELECT count() FROM {a.table('blocks')}") == 1
     assert b.scalar(f"SELECT count() FROM {b.table('blocks')}") == 0

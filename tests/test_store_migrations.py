@@ -15,9 +15,9 @@ from indexer.store import migrations
 from indexer.store.client import Store
 from indexer.store.migrations import DEFAULT_DIR, Migration, MigrationError
 
-TABLES = {"blocks", "receipts", "events", "intent_updates", "solver_executions", "dead_letters", "checkpoint_log",
+TABLES = {"blocks", "receipts", "events", "intent_updates", "solver_executions", "dead_letters", "streams", "commits",
           "schema_migrations"}
-VIEWS = {"intents", "checkpoints"}
+VIEWS = {"intents"}
 
 
 @pytest.fixture
@@ -87,15 +87,15 @@ def test_edited_applied_migration_is_refused(fresh: Store, folder: Path) -> None
 
 def test_new_migration_file_applies_only_itself(fresh: Store, folder: Path) -> None:
     migrations.migrate(fresh, folder)
-    (folder / "0002_extra.sql").write_text(
+    (folder / "0099_extra.sql").write_text(
         "-- add a table\nCREATE TABLE IF NOT EXISTS ${database}.extra (x UInt8, s String DEFAULT 'a;b')\n"
         "ENGINE = MergeTree ORDER BY x;\n\nINSERT INTO ${database}.extra (x) VALUES (7);\n")
     (folder / "README.md").write_text("not a migration")
     (folder / "2_bad_name.sql").write_text("SELECT 1")
     done = migrations.migrate(fresh, folder)
-    assert [(m.version, m.name) for m in done] == [(2, "extra")]
+    assert [(m.version, m.name) for m in done] == [(99, "extra")]
     assert fresh.query(f"SELECT x, s FROM {fresh.table('extra')}")[1] == [(7, "a;b")]
-    assert [r[0] for r in _applied_rows(fresh)] == [1, 2]
+    assert [r[0] for r in _applied_rows(fresh)] == [*range(1, len(migrations.discover()) + 1), 99]
 
 
 def test_database_placeholder_substitution(chdb_store_path: Path) -> None:
@@ -136,7 +136,7 @@ def _aware(v: object) -> object:
 
 
 def _update(height: int, idx: int, intent: str, status: str, ts: str, **kw) -> list:
-    row = {"block_height": height, "block_timestamp": ts, "update_index": idx, "contract_id": "verifier.near",
+    row = {"block_height": height, "block_timestamp": ts, "update_index": idx, "contract_id": "verifier.near", "receiver_id": "verifier.near",
            "intent_id": intent, "status": status, "failure": "", "signer_id": "", "solver_id": "", "kinds": [],
            "tokens": [], "amounts": [], "referral": "", "action": "", "deadline": "", "receipt_id": f"r{height}",
            "tx_hash": "", "method_name": "", "gas_burnt": height * 10}
@@ -182,14 +182,30 @@ def test_intents_view_latest_status_wins_descriptive_fields_kept(store: Store) -
     assert (i1["gas_burnt"], i2["gas_burnt"], i3["gas_burnt"]) == (1000 + 1020 + 1030, 2000 + 2010, 3000)
 
 
-def test_checkpoints_view_latest_row_per_stream(store: Store) -> None:
+def test_store_protocol_migration_keeps_rows_and_turns_checkpoints_into_streams(fresh: Store, folder: Path) -> None:
+    """A store indexed before the store protocol: its rows stay and its progress is not redone."""
+    for later in sorted(folder.glob("000[2-9]_*.sql")):
+        later.rename(later.with_suffix(".later"))
+    migrations.migrate(fresh, folder)
     cols = ("stream", "start_height", "end_height", "height", "block_hash", "updated_at")
-    store.insert_rows("checkpoint_log", cols, [
+    fresh.insert_rows("checkpoint_log", cols, [
         ["live", 100, None, 150, "h150", "1777000000.000001"],
         ["live", 100, None, 120, "h120", "1777000000.000003"],  # newer row, lower height: it wins
-        ["live", 100, None, 160, "h160", "1777000000.000002"],
         ["backfill:1-50", 1, 50, 50, "h50", "1777000000.000000"],
     ])
-    _, rows = store.query(f"SELECT stream, start_height, end_height, height, block_hash FROM "
-                          f"{store.table('checkpoints')} ORDER BY stream")
-    assert rows == [("backfill:1-50", 1, 50, 50, "h50"), ("live", 100, None, 120, "h120")]
+    old_update = [9, "1777000001.050", 7, "intents.near", "i1", "executed", "", "a.near", "", [], [], [], "", "",
+                  "", "rid", "tx", "execute_intents", 5]
+    fresh.insert_rows("intent_updates", tuple(c for c in COLUMNS["intent_updates"] if c != "receiver_id"),
+                      [old_update])
+    fresh.insert_rows("dead_letters", COLUMNS["dead_letters"], [[9, -1, "", "", "chain_break", "r", "{}", 0]])
+    for later in sorted(folder.glob("*.later")):
+        later.rename(later.with_suffix(".sql"))
+    migrations.migrate(fresh, folder)
+    _, rows = fresh.query(f"SELECT stream, owners, start_height, end_height, height, block_hash, written "
+                          f"FROM {fresh.table('streams')} FINAL ORDER BY stream")
+    assert rows == [("backfill:1-50", ["*"], 1, 50, 50, "h50", [("*", 1, 50)]),
+                    ("live", ["*"], 100, None, 120, "h120", [("*", 100, 120)])]
+    _, ups = fresh.query(f"SELECT update_index, contract_id, receiver_id, intent_id FROM {fresh.table('intent_updates')}")
+    assert ups == [(7, "intents.near", "intents.near", "i1")]
+    assert fresh.scalar(f"SELECT count() FROM {fresh.table('dead_letters')}") == 1
+    assert not fresh.table_exists("checkpoint_log") and not fresh.table_exists("checkpoints")

@@ -9,5 +9,6 @@ the output they all write to and ``roles`` what a tracked contract is. ``dip4`` 
 
 # Bumped whenever the same blocks decode to different rows, so stored rows can be told apart
 # and re-indexed: 2 = failed NEAR Intents payloads are named by their intent hash (1: by
-# <receipt_id>:<payload index>).
-DECODER_VERSION = 2
+# <receipt_id>:<payload index>); 3 = rows no longer depend on the other contracts a stream tracks
+# (blocks.tracked_receipts dropped, update_index per receipt, dead-letter seq per contract).
+DECODER_VERSION = 3

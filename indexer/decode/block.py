@@ -132,7 +132,7 @@ class BlockDecoder:
                     for rid in tx.outcome.execution_outcome.outcome.receipt_ids:
                         txmap.set(rid, tx.transaction.hash)
 
-        tracked = unresolved = 0
+        unresolved = 0
         for shard in shards:
             structlog.contextvars.bind_contextvars(shard_id=shard.shard_id)
             for index, reo in enumerate(shard.receipt_execution_outcomes):
@@ -146,7 +146,6 @@ class BlockDecoder:
                 role = self.roles.get(reo.receipt.receiver_id)
                 if role is None:
                     continue
-                tracked += 1
                 unresolved += not tx_hash
                 self._tracked_receipt(reo, shard.shard_id, shard.shard_id * 100_000 + index, tx_hash or "",
                                       height, header.hash, ts, ts_ns, role, out)
@@ -155,7 +154,7 @@ class BlockDecoder:
             metrics.TX_UNRESOLVED.inc(unresolved)
 
         rows.add("blocks", [height, header.hash, header.prev_hash, ts_ns, block.author,
-                            header.latest_protocol_version, shard_ids, tracked])
+                            header.latest_protocol_version, shard_ids])
         return DecodedBlock(height, header.hash, header.prev_hash, ts_ns, rows, raw.size, skipped)
 
     def _tracked_receipt(self, reo: lake.ExecutionOutcomeWithReceipt, shard_id: int, index: int, tx_hash: str,
@@ -182,7 +181,7 @@ class BlockDecoder:
             shard_id=shard_id, receipt_id=rv.receipt_id, receiver_id=rv.receiver_id,
             predecessor_id=rv.predecessor_id, signer_id=action.signer_id, tx_hash=tx_hash, status=status,
             gas_burnt=outcome.gas_burnt, tokens_burnt=outcome.tokens_burnt, calls=calls, action_kinds=kinds,
-            deposit=deposit, logs=logs,
+            deposit=deposit, logs=logs, index_in_block=index,
         )
         for log_index, line in enumerate(logs):
             if not is_event(line):

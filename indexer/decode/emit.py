@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -15,19 +15,33 @@ log = structlog.get_logger(__name__)
 
 @dataclass(slots=True)
 class Emitter:
-    """Where role decoders put rows; numbers updates and dead letters in a stable order."""
+    """Where role decoders put rows; numbers updates and dead letters in a stable order.
+
+    Numbers depend only on the receipt or the owner they belong to, never on which other
+    contracts the stream tracks, so streams with different contract sets write identical rows.
+    """
 
     rows: Rows
     height: int
+    _dead_seq: dict[str, int] = field(default_factory=dict)  # owner (contract_id) -> next seq
+    _receipt: str = ""
     _update_index: int = 0
-    _dead_seq: int = 0
+
+    @classmethod
+    def after(cls, rows: Rows, height: int) -> "Emitter":
+        """An emitter that numbers its dead letters after those already in ``rows``."""
+        out = cls(rows, height)
+        for row in rows.tables["dead_letters"]:
+            out._dead_seq[row[3]] = max(out._dead_seq.get(row[3], 0), row[7] + 1)
+        return out
 
     def dead_letter(self, kind: str, reason: str, payload: bytes | str, *, shard_id: int = -1,
                     receipt_id: str = "", contract_id: str = "") -> None:
         if isinstance(payload, bytes):
             payload = payload.decode("utf-8", errors="replace")
-        self.rows.add("dead_letters", [self.height, shard_id, receipt_id, contract_id, kind, reason, payload, self._dead_seq])
-        self._dead_seq += 1
+        seq = self._dead_seq.get(contract_id, 0)
+        self.rows.add("dead_letters", [self.height, shard_id, receipt_id, contract_id, kind, reason, payload, seq])
+        self._dead_seq[contract_id] = seq + 1
         metrics.DEAD_LETTERS.labels(kind=kind).inc()
         log.warning("dead letter", kind=kind, reason=reason, block_height=self.height, shard_id=shard_id,
                     receipt_id=receipt_id)
@@ -36,8 +50,12 @@ class Emitter:
                       signer_id: str = "", solver_id: str = "", kinds: list[str] | None = None,
                       tokens: list[str] | None = None, amounts: list[str] | None = None, referral: str = "",
                       action: str = "", deadline: str = "") -> None:
+        if r.receipt_id != self._receipt:
+            self._receipt, self._update_index = r.receipt_id, 0
+        # (receipt position in the block, update within the receipt): ordered like the chain
+        index = (r.index_in_block << 16) + self._update_index
         self.rows.add("intent_updates", [
-            r.block_height, r.block_timestamp, self._update_index, contract_id, intent_id, status, failure,
+            r.block_height, r.block_timestamp, index, contract_id, r.receiver_id, intent_id, status, failure,
             signer_id, solver_id, kinds or [], tokens or [], amounts or [], referral, action, deadline,
             r.receipt_id, r.tx_hash, r.method_name, r.gas_burnt,
         ])
@@ -46,6 +64,6 @@ class Emitter:
     def solver_execution(self, r: TrackedReceipt, contract_id: str, solver_id: str, intent_ids: list[str],
                          success: bool, failure: str, latency_s: float | None = None) -> None:
         self.rows.add("solver_executions", [
-            r.block_height, r.block_timestamp, contract_id, solver_id, r.receipt_id, r.tx_hash, r.method_name,
+            r.block_height, r.block_timestamp, contract_id, r.receiver_id, solver_id, r.receipt_id, r.tx_hash, r.method_name,
             intent_ids, int(success), failure, r.gas_burnt, latency_s,
         ])

@@ -45,6 +45,7 @@ class TrackedReceipt:
     deposit: int = 0
     logs: list[str] = field(default_factory=list)
     events: list[tuple[int, Event]] = field(default_factory=list)  # (log index, event)
+    index_in_block: int = 0  # shard_id * 100_000 + position in the shard, as receipts.index_in_block
 
     @property
     def method_name(self) -> str:

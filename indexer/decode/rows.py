@@ -13,7 +13,7 @@ from typing import Any
 COLUMNS: dict[str, tuple[str, ...]] = {
     "blocks": (
         "block_height", "block_hash", "prev_hash", "block_timestamp_ns", "author",
-        "protocol_version", "shard_ids", "tracked_receipts",
+        "protocol_version", "shard_ids",
     ),
     "receipts": (
         "block_height", "block_timestamp", "block_hash", "shard_id", "index_in_block", "receipt_id",
@@ -25,12 +25,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "predecessor_id", "standard", "version", "event", "log_index", "data", "execution_status",
     ),
     "intent_updates": (
-        "block_height", "block_timestamp", "update_index", "contract_id", "intent_id", "status", "failure",
+        "block_height", "block_timestamp", "update_index", "contract_id", "receiver_id", "intent_id", "status", "failure",
         "signer_id", "solver_id", "kinds", "tokens", "amounts", "referral", "action", "deadline",
         "receipt_id", "tx_hash", "method_name", "gas_burnt",
     ),
     "solver_executions": (
-        "block_height", "block_timestamp", "contract_id", "solver_id", "receipt_id", "tx_hash",
+        "block_height", "block_timestamp", "contract_id", "receiver_id", "solver_id", "receipt_id", "tx_hash",
         "method_name", "intent_ids", "success", "failure", "gas_burnt", "latency_s",
     ),
     "dead_letters": ("block_height", "shard_id", "receipt_id", "contract_id", "kind", "reason", "payload", "seq"),
@@ -38,6 +38,22 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 # Tables written per block range; all carry block_height, so a range can be deleted and redone.
 DATA_TABLES: tuple[str, ...] = tuple(COLUMNS)
+
+# Every row belongs to (owner, block_height). The owner is the tracked contract that received the
+# receipt, or BLOCK_OWNER for what all streams share (blocks, block-level dead letters). A stream
+# writes and replaces only the rows of the owners it tracks (README "Store protocol").
+BLOCK_OWNER = ""
+OWNER_COLUMN: dict[str, str | None] = {
+    "blocks": None,  # always BLOCK_OWNER
+    "receipts": "receiver_id",
+    "events": "contract_id",
+    "intent_updates": "receiver_id",
+    "solver_executions": "receiver_id",
+    "dead_letters": "contract_id",
+}
+_OWNER_INDEX = {t: (None if c is None else COLUMNS[t].index(c)) for t, c in OWNER_COLUMN.items()}
+_HEIGHT = 0  # block_height is the first column of every table
+TIMED_TABLES = {"receipts": 1, "events": 1, "intent_updates": 1, "solver_executions": 1}  # block_timestamp column
 
 
 def ts_string(ns: int) -> str:
@@ -65,6 +81,26 @@ class Rows:
 
     def counts(self) -> dict[str, int]:
         return {name: len(rows) for name, rows in self.tables.items() if rows}
+
+    def only(self, writes: dict[str, list[tuple[int, int]]]) -> "Rows":
+        """The rows whose (owner, height) falls in ``writes``: owner -> [(low, high), ...]."""
+        out = Rows()
+        for table, rows in self.tables.items():
+            idx = _OWNER_INDEX[table]
+            keep = out.tables[table]
+            for row in rows:
+                ranges = writes.get(BLOCK_OWNER if idx is None else row[idx])
+                if ranges and any(lo <= row[_HEIGHT] <= hi for lo, hi in ranges):
+                    keep.append(row)
+        return out
+
+    def owners(self) -> set[str]:
+        found = {BLOCK_OWNER} if self.tables["blocks"] else set()
+        for table, rows in self.tables.items():
+            idx = _OWNER_INDEX[table]
+            if idx is not None:
+                found.update(row[idx] for row in rows)
+        return found
 
     def clear(self) -> None:
         for rows in self.tables.values():

@@ -1,1 +1,1 @@
-"""ClickHouse storage: connection, migrations, the batch writer and checkpoints."""
+"""ClickHouse storage: connection, migrations, streams and their leases, the batch writer, the change feed."""

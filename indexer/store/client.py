@@ -55,7 +55,7 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"cannot open store {self.dsn}: {path} cannot be a data folder ({exc.strerror}); "
                                  "point --store at a folder (chdb://PATH)") from None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         try:
             self.client = clickhouse_connect.get_client(dsn=connect_dsn)
         except Exception as exc:
@@ -83,13 +83,37 @@ class Store:
         _, rows = self.query(sql, parameters)
         return rows[0][0] if rows else None
 
-    def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[list[Any]]) -> None:
-        """Insert rows in one statement (so one part: atomic), serialised column-wise with orjson."""
+    def insert_rows(self, table: str, columns: tuple[str, ...], rows: list[list[Any]], *,
+                    dedup_token: str | None = None) -> None:
+        """Insert rows in one statement (so one part: atomic), serialised column-wise with orjson.
+
+        ``dedup_token`` becomes the insert's ``insert_deduplication_token``: replicated (and
+        deduplicating) tables drop a second insert with the same token, so retrying this one after
+        a lost connection cannot store it twice, while a new token is never mistaken for an old one.
+        """
         if not rows:
             return
         data = orjson.dumps([list(c) for c in zip(*rows)])
-        with self._lock:
-            self.client.raw_insert(self.table(table), list(columns), data, fmt="JSONCompactColumns")
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        for attempt in (1, 2):
+            try:
+                with self._lock:
+                    self.client.raw_insert(self.table(table), list(columns), data, fmt="JSONCompactColumns",
+                                           settings=settings)
+                return
+            except Exception as exc:
+                if attempt == 2 or self.embedded or not dedup_token or not _is_connection_error(exc):
+                    raise
+                log.warning("insert failed on the connection; retrying it with the same deduplication token",
+                            table=table, error=str(exc))
+
+    def now_us(self) -> int:
+        """The store's clock, in microseconds: leases are measured by it, never by this host's."""
+        return int(self.scalar("SELECT toUnixTimestamp64Micro(now64(6))"))
+
+    def locked(self) -> threading.RLock:
+        """Hold this to run several statements with no other thread of this process in between."""
+        return self._lock
 
     def table_exists(self, name: str) -> bool:
         return bool(
@@ -104,3 +128,9 @@ class Store:
             self.client.close()
         except Exception:  # closing must never mask the error that led here
             pass
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    return isinstance(exc, (OperationalError, ConnectionError, TimeoutError))

@@ -1,0 +1,69 @@
+"""The change feed: ``commits`` holds one row per committed batch of every stream.
+
+A row says which stream committed (``stream``, its ``seq``: 1, 2, 3 ... per stream), which
+owners and heights it wrote (``owners``, ``low_height``..``high_height``), the block times they
+span and how many rows each table got. Rows of a commit are the rows of those owners at those
+heights. A consumer (rollups, the API) keeps a cursor per stream and asks for what came after
+it. A commit row is written before its stream's state moves; a row whose seq is above its
+stream's ``commit_seq`` belongs to a batch that did not commit (a crash) and is never returned;
+when the stream then commits that seq, the newer row is the one that counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from indexer.store.client import Store
+
+COLUMNS = ("stream", "seq", "token", "owners", "low_height", "high_height", "min_block_time", "max_block_time",
+           "rows", "reindex")
+
+
+@dataclass(frozen=True)
+class Commit:
+    stream: str
+    seq: int
+    owners: tuple[str, ...]
+    low_height: int
+    high_height: int
+    min_block_time_ms: int
+    max_block_time_ms: int
+    rows: dict[str, int]
+    reindex: bool
+
+
+def append(store: Store, c: Commit, token: str) -> None:
+    store.insert_rows("commits", COLUMNS, [[
+        c.stream, c.seq, token, list(c.owners), c.low_height, c.high_height, _ms(c.min_block_time_ms),
+        _ms(c.max_block_time_ms), c.rows, int(c.reindex),
+    ]], dedup_token=f"{token}/commits")
+
+
+def _ms(ms: int) -> str:
+    return f"{ms // 1000}.{ms % 1000:03d}"
+
+
+def read_since(store: Store, cursor: dict[str, int] | None = None, limit: int = 10_000) -> list[Commit]:
+    """Committed batches after ``cursor`` (stream -> last seq seen), in (stream, seq) order."""
+    cursor = cursor or {}
+    _, rows = store.query(
+        f"SELECT c.stream, c.seq, argMax(c.owners, c.committed_at), argMax(c.low_height, c.committed_at), "
+        f"argMax(c.high_height, c.committed_at), argMax(toUnixTimestamp64Milli(c.min_block_time), c.committed_at), "
+        f"argMax(toUnixTimestamp64Milli(c.max_block_time), c.committed_at), argMax(c.rows, c.committed_at), "
+        f"argMax(c.reindex, c.committed_at) "
+        f"FROM {store.table('commits')} AS c "
+        f"INNER JOIN (SELECT stream, commit_seq FROM {store.table('streams')} FINAL) AS s ON c.stream = s.stream "
+        f"WHERE c.seq <= s.commit_seq AND c.seq > "
+        f"if(has({{ks:Array(String)}}, c.stream), {{vs:Array(UInt64)}}[indexOf({{ks:Array(String)}}, c.stream)], 0) "
+        f"GROUP BY c.stream, c.seq ORDER BY c.stream, c.seq LIMIT {int(limit)}",
+        {"ks": list(cursor), "vs": [int(v) for v in cursor.values()]},
+    )
+    return [Commit(s, int(q), tuple(o), int(lo), int(hi), int(a), int(b), dict(r), bool(x))
+            for s, q, o, lo, hi, a, b, r, x in rows]
+
+
+def advance(cursor: dict[str, int], seen: list[Commit]) -> dict[str, int]:
+    out = dict(cursor)
+    for c in seen:
+        out[c.stream] = max(out.get(c.stream, 0), c.seq)
+    return out
