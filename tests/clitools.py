@@ -30,6 +30,52 @@ print(json.dumps(out))
 """
 
 
+PREPARE = """
+import sys
+from indexer.store import migrations
+from indexer.store.client import Store
+from indexer.decode.rows import COLUMNS
+s = Store(sys.argv[1], sys.argv[2])
+migrations.migrate(s)
+window = int(sys.argv[3])
+for t in COLUMNS:  # no merges: a ReplacingMergeTree merge would hide a duplicate
+    s.command(f"ALTER TABLE {s.table(t)} MODIFY SETTING max_bytes_to_merge_at_max_space_in_pool = 1, "
+              "max_bytes_to_merge_at_min_space_in_pool = 1")
+for t in [*COLUMNS, "streams", "commits"]:
+    s.command(f"ALTER TABLE {s.table(t)} MODIFY SETTING non_replicated_deduplication_window = {window}")
+"""
+
+DUPLICATES = """
+import json, sys
+from indexer.store.client import Store
+s = Store(sys.argv[1], sys.argv[2])
+keys = json.loads(sys.argv[3])
+out = {}
+for t, key in keys.items():
+    n, uniq = s.query(f"SELECT count(), uniqExact({key}) FROM {s.table(t)}")[1][0]
+    out[t] = int(n) - int(uniq)
+print(json.dumps(out))
+"""
+
+
+def prepare_store(store_path: Path, dedup_window: int = 0, database: str = "near_intents") -> None:
+    """Migrate a store, stop its merges and give every table a deduplication window, as replicated
+    tables have (0: none)."""
+    proc = subprocess.run([sys.executable, "-c", PREPARE, f"chdb://{store_path}", database, str(dedup_window)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def duplicates(store_path: Path, database: str = "near_intents") -> dict[str, int]:
+    """Rows beyond the first per table key: all 0 when nothing is stored twice."""
+    from storedriver import KEYS
+
+    proc = subprocess.run([sys.executable, "-c", DUPLICATES, f"chdb://{store_path}", database, json.dumps(KEYS)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INDEXER_")}
     env.update({"INDEXER_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clitools import BUSY_CONTRACTS, cli, cli_env, dump_tables, popen
+from clitools import BUSY_CONTRACTS, cli, cli_env, dump_tables, duplicates, popen, prepare_store
 from lakebuild import copy_blocks, fixture_lake
 
 pytestmark = pytest.mark.timeout(600)
@@ -65,10 +65,13 @@ def test_overlapping_ranges_do_not_double_count(lake, clean, tmp_path: Path) -> 
     assert dump_tables(store) == clean
 
 
+@pytest.mark.parametrize("window", [0, 1000], ids=["plain", "dedup-window"])
 @pytest.mark.parametrize("kill_after_batches,delay", [(1, 0.0), (3, 0.01), (6, 0.03), (9, 0.0)])
-def test_kill_9_mid_backfill_then_resume(lake, clean, tmp_path: Path, kill_after_batches: int, delay: float) -> None:
+def test_kill_9_mid_backfill_then_resume(lake, clean, tmp_path: Path, kill_after_batches: int, delay: float,
+                                         window: int) -> None:
     root, heights = lake
     store = tmp_path / "store"
+    prepare_store(store, dedup_window=window)
     env = cli_env(INDEXER_BATCH_BLOCKS="4", INDEXER_LOG_LEVEL="debug")
     proc = popen(*_backfill_args(root, heights, store), env=env)
     stored = 0
@@ -83,6 +86,7 @@ def test_kill_9_mid_backfill_then_resume(lake, clean, tmp_path: Path, kill_after
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the backfill finished before it could be killed"
     cli(*_backfill_args(root, heights, store), env=cli_env(INDEXER_BATCH_BLOCKS="4"))
+    assert duplicates(store) == dict.fromkeys(duplicates(store), 0)
     assert dump_tables(store) == clean
 
 
@@ -139,10 +143,12 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], dict
     return root, args, clean_tables
 
 
+@pytest.mark.parametrize("window", [0, 1000], ids=["plain", "dedup-window"])
 @pytest.mark.parametrize("kill_after_batches", [2, 5, 11])
-def test_kill_9_on_simulated_traffic_then_resume(sim, tmp_path: Path, kill_after_batches: int) -> None:
+def test_kill_9_on_simulated_traffic_then_resume(sim, tmp_path: Path, kill_after_batches: int, window: int) -> None:
     root, args, clean_tables = sim
     store = tmp_path / "store"
+    prepare_store(store, dedup_window=window)
     proc = popen(*args, "--store", f"chdb://{store}", env=cli_env(INDEXER_BATCH_BLOCKS="7", INDEXER_LOG_LEVEL="debug"))
     assert proc.stderr is not None
     stored = 0
@@ -155,6 +161,7 @@ def test_kill_9_on_simulated_traffic_then_resume(sim, tmp_path: Path, kill_after
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     cli(*args, "--store", f"chdb://{store}", env=cli_env(INDEXER_BATCH_BLOCKS="7"))
+    assert duplicates(store) == dict.fromkeys(duplicates(store), 0)
     assert dump_tables(store) == clean_tables
 
 
