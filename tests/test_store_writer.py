@@ -97,6 +97,22 @@ def test_crash_at_every_insert_then_resume(driver: Driver, chdb_store_path: Path
     assert died == (insert <= inserts)
 
 
+def test_a_smaller_batch_after_a_crash_still_replaces_the_whole_leftover(driver: Driver, chdb_store_path: Path) -> None:
+    h = driver.heights
+    s = driver.stream(streams.LIVE, A, h[0], h[5])
+    s.open()
+    assert s.crash_at_insert(6, 3)  # blocks h0..h5 written, then died
+    s.open()
+    assert s.crash_at_insert(1, 2)  # a batch of h0 alone: its marker, then died again
+    state = streams.read(driver.store, streams.LIVE)
+    assert state is not None and state.pending == (h[0], h[5])  # still covers the first leftover
+    s.step(2)
+    state = streams.read(driver.store, streams.LIVE)
+    assert state is not None and state.pending == (h[2], h[5])  # the rest is still to be replaced
+    s.finish(1)
+    assert_clean(driver, chdb_store_path)
+
+
 @pytest.mark.parametrize("insert", [2, 4, 8])
 def test_another_stream_replaces_a_crashed_streams_leftovers(driver: Driver, chdb_store_path: Path,
                                                              insert: int) -> None:

@@ -57,6 +57,12 @@ class Batch:
     last_timestamp_ns: int = 0
 
 
+def _hull(batch: Range, leftover: Range | None) -> Range:
+    if leftover is None:
+        return batch
+    return min(batch[0], leftover[0]), max(batch[1], leftover[1])
+
+
 class Writer:
     """The one writer of a stream in this process; all its calls run in the store thread."""
 
@@ -93,7 +99,9 @@ class Writer:
         started = time.perf_counter()
         self.lease.check()
         low, high = batch.first_height, batch.last_height
-        self.lease.update(marker=True, pending=(low, high), pending_at=None)
+        # The marker keeps covering a crash's leftover until a commit passes its end: a narrower
+        # marker would forget rows a crash left above this batch.
+        self.lease.update(marker=True, pending=_hull((low, high), self.leftover), pending_at=None)
         if self.lease.settle:
             time.sleep(self.lease.settle)
         states = streams.read_all(self.store)
@@ -120,9 +128,11 @@ class Writer:
             self.spec.stream, seq, tuple(sorted(decision.writes)), low, high,
             batch.first_timestamp_ns // 1_000_000, batch.last_timestamp_ns // 1_000_000, rows.counts(),
             self.spec.reindex), token)
-        self.lease.update(height=high, block_hash=batch.block_hash, pending=None, pending_at=None,
+        rest = (high + 1, self.leftover[1]) if self.leftover and high < self.leftover[1] else None
+        self.lease.update(height=high, block_hash=batch.block_hash, pending=rest,
+                          pending_at=self.state.pending_at if rest else None,
                           written=union(self.state.written, decision.writes), commit_seq=seq)
-        if self.leftover and high >= self.leftover[1]:
+        if rest is None:
             self.leftover = None
         self._report(batch, rows, decision, time.perf_counter() - started)
         return decision
