@@ -18,7 +18,7 @@ from indexer.store.ownership import Other, decide
 from indexer.store.streams import LeaseError, StreamState
 from indexer.store.writer import FingerprintError, Writer
 from lakebuild import fixture_lake
-from storedriver import Decoded, Driver, clean_tables, duplicates, dump, expire, new_store, read_lake, set_dedup_window
+from storedriver import Decoded, Driver, Stream, clean_tables, duplicates, dump, expire, new_store, read_lake, set_dedup_window
 
 VERIFIER = "intents.near:verifier"
 A = (VERIFIER, "token.sweat")
@@ -320,3 +320,30 @@ def test_stream_state_round_trips_nulls_and_ranges(driver: Driver) -> None:
     back = streams.read(driver.store, "t")
     assert back is not None and back.pending is None and back.pending_at is None and back.end_height is None
     assert back.written == s.written and back.fingerprints == s.fingerprints and back.live
+
+
+# --- waiting for rivals on a server -------------------------------------------------------------
+
+def test_a_server_writer_waits_for_markers_only_when_a_live_rival_may_write_its_rows(
+        driver: Driver, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = driver.heights
+    waits: list[float] = []
+    monkeypatch.setattr("time.sleep", waits.append)
+    monkeypatch.setattr(driver.store, "embedded", False)
+
+    def open_stream(name: str, contracts: tuple[str, ...], start: int, end: int) -> Stream:
+        s = driver.stream(name, contracts, start, end)
+        s.writer = Writer.open(driver.store, s.spec, settle=2.0)
+        assert waits == [2.0]  # taking a lease always waits for a rival's claim to arrive
+        waits.clear()
+        return s
+
+    alone = open_stream("backfill:a", A, h[0], h[5])
+    alone.step(3)
+    assert waits == []  # no other stream: no wait
+    open_stream("backfill:b", ("earn.kaiching",), h[8], h[11])
+    alone.step(1)
+    assert waits == []  # a live stream, but at other heights
+    rival = open_stream(streams.LIVE, A, h[4], h[-1])
+    rival.step(2)
+    assert waits == [2.0]  # backfill:a is live and has not written h4..h5 yet

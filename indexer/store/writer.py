@@ -2,8 +2,8 @@
 
 Per batch of heights [low, high] a stream
 1. checks its lease and records a pending marker over [low, high] (stamped by the store);
-2. reads every stream back (after ``lease_settle`` seconds on a server, so rivals' markers have
-   arrived) and applies the overlap rule (``ownership.decide``): which (owner, height) it writes,
+2. reads every stream back (again after ``lease_settle`` seconds on a server when another live
+   stream could write the same rows, so its marker has arrived) and applies the overlap rule (``ownership.decide``): which (owner, height) it writes,
    which it leaves to others, where it must delete first;
 3. deletes where needed, then inserts one part per table, each with an
    ``insert_deduplication_token`` unique to (stream, lease, commit, attempt, table);
@@ -57,6 +57,21 @@ class Batch:
     last_timestamp_ns: int = 0
 
 
+def _rivals(states: list[StreamState], spec: StreamSpec, low: int, high: int) -> bool:
+    """Whether another live stream may write some (owner, height) of this batch.
+
+    Without one, nothing can race the marker: a stream that opens later waits ``lease_settle``
+    after its first state row, so it sees this marker before it writes anything here.
+    """
+    mine = set(spec.owners)
+    for s in states:
+        if s.stream == spec.stream or not s.live or not (mine & set(s.owners) or ALL_OWNERS in s.owners):
+            continue
+        if s.start_height <= high and (s.end_height is None or s.end_height >= low) and s.height < high:
+            return True
+    return False
+
+
 def _hull(batch: Range, leftover: Range | None) -> Range:
     if leftover is None:
         return batch
@@ -102,9 +117,10 @@ class Writer:
         # The marker keeps covering a crash's leftover until a commit passes its end: a narrower
         # marker would forget rows a crash left above this batch.
         self.lease.update(marker=True, pending=_hull((low, high), self.leftover), pending_at=None)
-        if self.lease.settle:
-            time.sleep(self.lease.settle)
         states = streams.read_all(self.store)
+        if self.lease.settle and _rivals(states, self.spec, low, high):
+            time.sleep(self.lease.settle)  # a rival's marker written at the same time is visible by now
+            states = streams.read_all(self.store)
         mine = next(s for s in states if s.stream == self.spec.stream)
         self.lease.state = replace(self.lease.state, pending_at=mine.pending_at)
         decision = decide(self.spec.stream, self.spec.owners, (low, high), mine.pending_at or 0,
