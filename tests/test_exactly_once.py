@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clitools import BUSY_CONTRACTS, cli, cli_env, dump_tables, duplicates, popen, prepare_store
+from clitools import BUSY_CONTRACTS, cli, cli_env, dump_tables, duplicates, log_lines, popen, prepare_store
 from lakebuild import copy_blocks, fixture_lake
 
 pytestmark = pytest.mark.timeout(600)
@@ -197,5 +197,32 @@ def test_live_stream_never_deletes_rows_ahead_of_itself(tmp_path: Path) -> None:
     run_until(lambda e: e.get("event") == "batch stored" and e.get("height") == heights[-1])
     clean = tmp_path / "clean"
     cli("backfill", "--source", f"files:{full}", "--from", str(heights[0]), "--to", str(heights[-1]),
+        "--store", f"chdb://{clean}", *_contract_args())
+    assert dump_tables(store) == dump_tables(clean)
+
+
+def test_backfill_without_to_resumes_up_to_the_head_of_its_first_launch(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    heights = fixture_lake(full, copies=4)  # 16 blocks
+    lake = tmp_path / "lake"
+    copy_blocks(full, lake, heights[:10])  # the head at first launch is heights[9]
+    store = tmp_path / "store"
+    args = ["backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--store", f"chdb://{store}",
+            *_contract_args()]
+    proc = popen(*args, env=cli_env(INDEXER_BATCH_BLOCKS="2", INDEXER_LOG_LEVEL="debug"))
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if '"batch stored"' in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err[-2000:]
+    assert "--to" not in log_lines(err)[-1]["resume"]  # the same command resumes it
+    copy_blocks(full, lake, heights[10:])  # the chain moved on meanwhile
+    out = cli(*args)
+    assert "resuming backfill" in out.stderr
+    assert [int(r[0]) for r in dump_tables(store)["blocks"]] == heights[:10]
+    clean = tmp_path / "clean"
+    cli("backfill", "--source", f"files:{full}", "--from", str(heights[0]), "--to", str(heights[9]),
         "--store", f"chdb://{clean}", *_contract_args())
     assert dump_tables(store) == dump_tables(clean)
