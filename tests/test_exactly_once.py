@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -45,6 +46,18 @@ def clean(lake: tuple[Path, list[int]], tmp_path_factory: pytest.TempPathFactory
 def _backfill_args(root: Path, heights: list[int], store: Path) -> list[str]:
     return ["backfill", "--source", f"files:{root}", "--from", str(heights[0]), "--to", str(heights[-1]),
             "--store", f"chdb://{store}", *_contract_args()]
+
+
+def _sigterm_after_first_batch(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM a backfill once it stored a batch; it must exit 3 (stopped early, resumable). Returns stderr."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if '"batch stored"' in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err[-2000:]
+    return err
 
 
 def test_rerun_of_a_finished_range_is_identical(lake, clean, tmp_path: Path) -> None:
@@ -94,14 +107,7 @@ def test_sigterm_finishes_the_batch_and_exits_3_to_resume(lake, clean, tmp_path:
     root, heights = lake
     store = tmp_path / "store"
     env = cli_env(INDEXER_BATCH_BLOCKS="2", INDEXER_LOG_LEVEL="debug")
-    proc = popen(*_backfill_args(root, heights, store), env=env)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if '"batch stored"' in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 3, err[-2000:]  # stopped before --to: resume it
+    err = _sigterm_after_first_batch(popen(*_backfill_args(root, heights, store), env=env))  # stopped before --to
     partial = dump_tables(store)
     assert 0 < len(partial["blocks"]) < len(clean["blocks"])
     cli(*_backfill_args(root, heights, store))
@@ -209,14 +215,7 @@ def test_backfill_without_to_resumes_up_to_the_head_of_its_first_launch(tmp_path
     store = tmp_path / "store"
     args = ["backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--store", f"chdb://{store}",
             *_contract_args()]
-    proc = popen(*args, env=cli_env(INDEXER_BATCH_BLOCKS="2", INDEXER_LOG_LEVEL="debug"))
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if '"batch stored"' in line:
-            proc.send_signal(signal.SIGTERM)
-            break
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 3, err[-2000:]
+    err = _sigterm_after_first_batch(popen(*args, env=cli_env(INDEXER_BATCH_BLOCKS="2", INDEXER_LOG_LEVEL="debug")))
     assert "--to" not in log_lines(err)[-1]["resume"]  # the same command resumes it
     copy_blocks(full, lake, heights[10:])  # the chain moved on meanwhile
     out = cli(*args)
