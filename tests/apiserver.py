@@ -23,6 +23,7 @@ import pytest
 
 from clitools import free_port
 
+MS = 1_700_000_000_000  # a block time in ms, for commits rows
 UPDATE_COLUMNS = ("block_height", "block_timestamp", "update_index", "contract_id", "receiver_id", "intent_id",
                   "status", "failure", "signer_id", "solver_id", "kinds", "tokens", "amounts", "referral", "action",
                   "deadline", "receipt_id", "tx_hash", "method_name", "gas_burnt")
@@ -180,7 +181,7 @@ def commit(store: Any, stream: str, seq: int, owners: list[str], low: int, high:
     stream's state at that seq."""
     from indexer.store import commits
 
-    commits.append(store, commits.Commit(stream, seq, tuple(owners), low, high, 0, 0, {"intent_updates": 1}, False),
+    commits.append(store, commits.Commit(stream, seq, tuple(owners), low, high, MS, MS, {"intent_updates": 1}, False),
                    token=uuid.uuid4().hex)
     store.insert_rows("streams", ("stream", "version", "owners", "height", "commit_seq"),
                       [[stream, seq, owners, high, seq]])

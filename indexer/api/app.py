@@ -72,26 +72,42 @@ def _route(request: web.Request) -> str:
 @web.middleware
 async def observe(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                   ) -> web.StreamResponse:
-    """Requests by route and code, and their latency; never a stack trace in a body."""
+    """Requests by route and code, and their latency."""
     started = time.perf_counter()
     try:
         response = await handler(request)
-    except ApiError as exc:
-        response = problem(exc.status, exc.title, exc.detail, exc.headers)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        response = problem(exc.status, exc.reason, exc.text if exc.text and not exc.text.startswith(
-            f"{exc.status}:") else exc.reason, {k: v for k, v in exc.headers.items() if k.lower() == "allow"})
     except asyncio.CancelledError:
         raise
-    except Exception:
-        log.exception("request failed", route=_route(request), method=request.method)
-        response = problem(500, "Internal Server Error", "the request failed; the server logged why")
+    except Exception as exc:  # what the inner middlewares did not turn into a response
+        response = _problem_of(request, exc)
     route = _route(request)
     metrics.REQUESTS.labels(route, request.method, str(response.status)).inc()
     metrics.LATENCY.labels(route).observe(time.perf_counter() - started)
     return response
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                 ) -> web.StreamResponse:
+    """Every error as application/problem+json; never a stack trace in a body."""
+    try:
+        return await handler(request)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return _problem_of(request, exc)
+
+
+def _problem_of(request: web.Request, exc: Exception) -> web.StreamResponse:
+    if isinstance(exc, ApiError):
+        return problem(exc.status, exc.title, exc.detail, exc.headers)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        return problem(exc.status, exc.reason, detail, {k: v for k, v in exc.headers.items() if k.lower() == "allow"})
+    log.error("request failed", route=_route(request), method=request.method, exc_info=exc)
+    return problem(500, "Internal Server Error", "the request failed; the server logged why")
 
 
 @web.middleware
@@ -315,7 +331,7 @@ def _redacted(url: str | None) -> str | None:
 
 
 def create_app(settings: Settings, store: Store, now: Clock | None = None) -> web.Application:
-    app = web.Application(middlewares=[observe, cors, rate_limit], client_max_size=VALIDATE_MAX_BYTES * 4)
+    app = web.Application(middlewares=[observe, cors, errors, rate_limit], client_max_size=VALIDATE_MAX_BYTES * 4)
     app[SETTINGS] = settings
     app[STORE] = store
     app[NOW] = now or (lambda: datetime.now(timezone.utc))
