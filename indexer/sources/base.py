@@ -1,4 +1,8 @@
-"""The contract every block source fulfils, and the machinery they share."""
+"""The contract every block source fulfils, and the machinery they share.
+
+Every source module depends on this one alone; the factory that picks a source from the
+settings lives in :mod:`indexer.sources.factory`.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import msgspec
 import structlog
 
 if TYPE_CHECKING:
     from indexer.config import Settings
 
 log = structlog.get_logger(__name__)
+
+
+class _Chunk(msgspec.Struct):
+    shard_id: int
+
+
+class _BlockShards(msgspec.Struct):
+    chunks: list[_Chunk]
+
+
+_shards_of = msgspec.json.Decoder(_BlockShards).decode
 
 
 class SourceError(Exception):
@@ -102,33 +118,12 @@ def backoff_delays(settings: "Settings") -> list[float]:
     ]
 
 
-def open_source(settings: "Settings") -> BlockSource:
-    """The source named by ``settings.source``; errors say how to fix the setting."""
-    spec = settings.source
-    if spec.startswith("files:"):
-        from indexer.sources.files import FilesSource
+def shard_ids(block_json: bytes) -> list[int]:
+    """Shard ids of a block, read from its chunks (they are not contiguous on mainnet).
 
-        return FilesSource(spec.removeprefix("files:"), settings)
-    if spec == "auto":
-        spec = "lake" if _aws_credentials_configured() else "neardata"
-        log.info("source chosen", source=spec, reason="AWS credentials found" if spec == "lake" else "no AWS credentials")
-    if spec == "lake":
-        from indexer.sources.lake import LakeSource
-
-        return LakeSource(settings)
-    if spec == "neardata":
-        from indexer.sources.neardata import NeardataSource
-
-        return NeardataSource(settings)
-    raise SourceError(f"unknown source {settings.source!r}: use lake, neardata, files:PATH or auto")
-
-
-def _aws_credentials_configured() -> bool:
-    import os
-
-    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
-        return True
-    if os.environ.get("AWS_PROFILE"):
-        return True
-    creds = os.path.expanduser(os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))
-    return os.path.exists(creds)
+    An undecodable block.json has none: the decoder then files the block as a dead letter.
+    """
+    try:
+        return [c.shard_id for c in _shards_of(block_json).chunks]
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return []

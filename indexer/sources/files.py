@@ -13,7 +13,7 @@ import msgspec
 import structlog
 
 from indexer import metrics
-from indexer.sources.base import BlockSource, RawBlock, SourceError, backoff_delays
+from indexer.sources.base import BlockSource, RawBlock, SourceError, backoff_delays, shard_ids
 
 if TYPE_CHECKING:
     from indexer.config import Settings
@@ -21,15 +21,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-class _Chunk(msgspec.Struct):
-    shard_id: int
-
-
-class _BlockShards(msgspec.Struct):
-    chunks: list[_Chunk]
-
-
-_shards_of = msgspec.json.Decoder(_BlockShards).decode
 _validate = msgspec.json.Decoder(msgspec.Raw).decode
 # Files younger than this are checked for being whole JSON before use: a mirror may be writing them.
 _RECENT_SECONDS = 10.0
@@ -41,17 +32,6 @@ def _complete_json(data: bytes) -> bool:
     except msgspec.DecodeError:
         return False
     return True
-
-
-def shard_ids(block_json: bytes) -> list[int]:
-    """Shard ids of a block, read from its chunks (they are not contiguous on mainnet).
-
-    An undecodable block.json has none: the decoder then files the block as a dead letter.
-    """
-    try:
-        return [c.shard_id for c in _shards_of(block_json).chunks]
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return []
 
 
 class FilesSource(BlockSource):

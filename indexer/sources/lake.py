@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import botocore.exceptions as bce
-import msgspec
 import structlog
 from aiobotocore.session import get_session
 from botocore.config import Config
 
 from indexer import metrics
-from indexer.sources.base import BlockSource, RawBlock, SourceError, backoff_delays, ordered_prefetch
-from indexer.sources.files import shard_ids
+from indexer.sources.base import BlockSource, RawBlock, SourceError, backoff_delays, ordered_prefetch, shard_ids
 
 if TYPE_CHECKING:
     from indexer.config import Settings
@@ -239,14 +237,8 @@ class LakeSource(BlockSource):
     async def _fetch(self, height: int) -> RawBlock:
         folder = f"{height:012d}/"
         block = await self._get(folder + "block.json", "missing_block")
-        try:
-            ids = shard_ids(block)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            metrics.SOURCE_ERRORS.labels(source=self.name, reason="bad_block").inc()
-            raise SourceError(
-                f"lake source: s3://{self.bucket}/{folder}block.json is not a NEAR Lake block ({exc}); "
-                "check that --lake-bucket names a NEAR Lake bucket"
-            ) from None
+        # An undecodable block.json has no shard ids: the decoder files it as a dead letter.
+        ids = shard_ids(block)
         # Shards are independent objects: fetch them together so one block costs one round trip.
         tasks = [asyncio.ensure_future(self._get(f"{folder}shard_{sid}.json", "missing_shard")) for sid in ids]
         try:
