@@ -193,7 +193,7 @@ class Settings(BaseSettings):
                                                               "(0: no in-process cache)")
     api_local_cache_size: int = Field(10_000, ge=1, description="intents the in-process cache holds at most")
     api_read_limit: str = Field("100/minute", description="rate limit of reads per client (IP or API key), in the "
-                                                          "`limits` notation: N/second|minute|hour, N/15 minutes")
+                                                          "`limits` notation: 10/second, 100/minute, 20/15 minutes")
     api_validate_limit: str = Field("20/15 minutes", description="rate limit of POST /api/v1/intents/validate per "
                                                                  "client (IP or API key)")
     api_limit_policy: Literal["fail-open", "fail-closed"] = Field(

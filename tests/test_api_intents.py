@@ -160,3 +160,25 @@ def test_the_page_size_is_bounded_by_settings(loaded, serve) -> None:  # type: i
     api = serve(loaded, api_max_page=2)
     assert api.get("/api/v1/intents?limit=3").status == 400
     assert len(api.get("/api/v1/intents").json["items"]) == 2
+
+
+def test_a_failing_handler_answers_500_without_a_trace(store, serve, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from indexer.api import queries
+
+    def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("internal detail /srv/indexer/x.py line 3")
+
+    monkeypatch.setattr(queries, "list_intents", boom)
+    api = serve(store)
+    r = api.get("/api/v1/intents")
+    assert r.status == 500 and r.headers["Content-Type"].startswith("application/problem+json")
+    assert "internal detail" not in r.raw.decode() and "Traceback" not in r.raw.decode()
+    assert r.json["detail"] == "the request failed; the server logged why"
+
+
+def test_a_store_that_fails_is_503(store, serve) -> None:  # type: ignore[no-untyped-def]
+    api = serve(store)
+    store.command(f"DROP DATABASE `{store.database}`")
+    r = api.get("/api/v1/intents/some-id")
+    assert r.status == 503 and r.headers["Content-Type"].startswith("application/problem+json")
+    assert r.json["detail"] == "the store did not answer; try again shortly"
