@@ -201,3 +201,26 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met in {timeout}s")
         time.sleep(0.05)
+
+
+class WsClient:
+    """A real aiohttp WebSocket client to an ApiServer, driven from sync tests."""
+
+    def __init__(self, server: ApiServer, path: str = "/api/v1/ws"):
+        self.server = server
+        self.ws = server._run(server.session.ws_connect(server.base.replace("http", "ws") + path))
+
+    def send(self, message: Any) -> None:
+        self.server._run(self.ws.send_str(message if isinstance(message, str) else orjson.dumps(message).decode()))
+
+    def receive(self, timeout: float = 30) -> Any:
+        """The next message as JSON, or ("closed", code, reason) when the server closed."""
+        import aiohttp
+
+        msg = self.server._run(self.ws.receive(timeout=timeout))
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+            return ("closed", self.ws.close_code, msg.extra)
+        return orjson.loads(msg.data)
+
+    def close(self) -> None:
+        self.server._run(self.ws.close())

@@ -18,12 +18,13 @@ from typing import Any
 
 import orjson
 import structlog
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from indexer.api import metrics, queries
 from indexer.api.backend import Redis
 from indexer.api.cache import IntentCache, LocalCache
+from indexer.api.live import Hub
 from indexer.api.models import Status
 from indexer.api.openapi import PROBLEM, document
 from indexer.api.ratelimit import Limiter, LimiterUnavailable, client_id
@@ -42,13 +43,14 @@ REDIS = web.AppKey("redis", Redis)  # absent without --redis-url
 LIMITER = web.AppKey("limiter", Limiter)
 CACHE = web.AppKey("cache", IntentCache)
 TRUSTED = web.AppKey("trusted", list)
+HUB = web.AppKey("hub", Hub)
 
 INTENT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 VALIDATE_MAX_BYTES = 256 * 1024
 LIST_PARAMS = frozenset({"account", "solver", "status", "contract", "since", "until", "limit", "cursor"})
 DEFAULT_PAGE = 50
 # Rate-limit policy of each route (by name); routes not named here are not limited.
-ROUTE_POLICY = {"intent": "reads", "intents": "reads", "validate": "validate"}
+ROUTE_POLICY = {"intent": "reads", "intents": "reads", "validate": "validate", "ws": "reads"}
 
 
 class ApiError(Exception):
@@ -269,6 +271,12 @@ async def openapi(request: web.Request) -> web.Response:
     return _json(document())
 
 
+async def websocket(request: web.Request) -> web.StreamResponse:
+    from indexer.api.live import handle
+
+    return await handle(request, request.app[HUB])
+
+
 async def healthz(request: web.Request) -> web.Response:
     return _json({"alive": True})
 
@@ -315,13 +323,15 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _invalidation_ctx(app: web.Application) -> AsyncIterator[None]:
     from indexer.api.invalidate import follow_commits
 
-    task = asyncio.create_task(follow_commits(app[STORE], app[CACHE]))
+    task = asyncio.create_task(follow_commits(app[STORE], app[CACHE], app[HUB].changed))
     yield
     task.cancel()
     try:
         await task
     except asyncio.CancelledError:
         pass
+    for conn in list(app[HUB].connections):  # clean shutdown: clients learn why, and may reconnect
+        await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
 
 def _redacted(url: str | None) -> str | None:
@@ -336,11 +346,13 @@ def create_app(settings: Settings, store: Store, now: Clock | None = None) -> we
     app[STORE] = store
     app[NOW] = now or (lambda: datetime.now(timezone.utc))
     app[TRUSTED] = [ipaddress.ip_network(n.strip(), strict=False) for n in settings.api_trusted_proxies]
+    app[HUB] = Hub(store)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_invalidation_ctx)
     app.router.add_post("/api/v1/intents/validate", validate_intent, name="validate")
     app.router.add_get("/api/v1/intents/{intent_hash}", get_intent, name="intent")
     app.router.add_get("/api/v1/intents", list_intents, name="intents")
+    app.router.add_get("/api/v1/ws", websocket, name="ws")
     app.router.add_get("/api/v1/openapi.json", openapi, name="openapi")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")

@@ -9,6 +9,7 @@ to learn of a change.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -20,14 +21,19 @@ from indexer.store.client import Store
 log = structlog.get_logger(__name__)
 
 
-async def follow_commits(store: Store, cache: IntentCache, interval: float = 0.25) -> None:
-    """Run until cancelled; a store that does not answer is retried at the next tick."""
+OnChange = Callable[[list[tuple[str, str]]], Awaitable[None]]
+
+
+async def follow_commits(store: Store, cache: IntentCache, on_change: OnChange | None = None,
+                         interval: float = 0.25) -> None:
+    """Run until cancelled; a store that does not answer is retried at the next tick.
+    ``on_change`` gets the (contract, intent id) pairs of each committed batch, after eviction."""
     cursor: dict[str, int] | None = None
     while True:
         try:
             if cursor is None:
                 cursor = await asyncio.to_thread(queries.commit_heads, store)
-            cursor = await _step(store, cache, cursor)
+            cursor = await _step(store, cache, cursor, on_change)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a store hiccup must not end the loop
@@ -35,17 +41,19 @@ async def follow_commits(store: Store, cache: IntentCache, interval: float = 0.2
         await asyncio.sleep(interval)
 
 
-async def _step(store: Store, cache: IntentCache, cursor: dict[str, int]) -> dict[str, int]:
+async def _step(store: Store, cache: IntentCache, cursor: dict[str, int], on_change: OnChange | None
+                ) -> dict[str, int]:
     seen = await asyncio.to_thread(commits.read_since, store, cursor)
     if not seen:
         return cursor
-    keys: list[str] = []
+    pairs: list[tuple[str, str]] = []
     for c in seen:
-        changed = await asyncio.to_thread(queries.intents_changed, store, list(c.owners), c.low_height,
-                                          c.high_height)
-        for contract, intent_id in changed:
-            keys += [f"/{intent_id}", f"{contract}/{intent_id}"]
-    if keys:
-        await cache.evict(keys)
-        metrics.INVALIDATIONS.inc(len(keys) // 2)
+        pairs += await asyncio.to_thread(queries.intents_changed, store, list(c.owners), c.low_height,
+                                         c.high_height)
+    pairs = list(dict.fromkeys(pairs))
+    if pairs:
+        await cache.evict([k for contract, i in pairs for k in (f"/{i}", f"{contract}/{i}")])
+        metrics.INVALIDATIONS.inc(len(pairs))
+        if on_change is not None:
+            await on_change(pairs)
     return commits.advance(cursor, seen)

@@ -27,3 +27,6 @@ REDIS_UP = Gauge("near_intents_api_redis_up", "1 while the API's Redis answers, 
                                               "configured)", registry=REGISTRY)
 INVALIDATIONS = Counter("near_intents_api_cache_invalidations_total",
                         "Intents evicted from the caches because a committed batch changed them", registry=REGISTRY)
+WS_CONNECTIONS = Gauge("near_intents_api_websocket_connections", "Open WebSocket connections", registry=REGISTRY)
+WS_PUSHES = Counter("near_intents_api_websocket_pushes_total", "intent_update messages pushed to WebSocket clients",
+                    registry=REGISTRY)

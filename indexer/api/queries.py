@@ -109,8 +109,7 @@ def list_intents(store: Store, f: Filters, limit: int, after: Key | None = None)
         params["contract"] = f.contract
     if f.account:
         # Only intents some update of which names the account; the fold then checks the latest.
-        inner.append("intent_id IN (SELECT intent_id FROM {table} WHERE signer_id = {account:String} "
-                     "OR solver_id = {account:String} OR referral = {account:String})")
+        inner.append(_ACCOUNT_INNER)
         outer.append("has([i_signer, i_solver, i_referral], {account:String})")
         params["account"] = f.account
     if f.solver:
@@ -134,11 +133,26 @@ def list_intents(store: Store, f: Filters, limit: int, after: Key | None = None)
     return page, rows[limit - 1][0] if len(rows) > limit else None
 
 
-def _fold(store: Store, inner: str, outer: str, params: dict[str, Any], limit: int) -> list[tuple[Key, Intent]]:
+_NEWEST_FIRST = "i_first_h DESC, i_contract DESC, i_id DESC"
+
+
+def changed_since(store: Store, account: str, height: int, limit: int) -> list[Intent]:
+    """An account's intents whose latest state is above ``height``, in the order they changed."""
+    rows = _fold(store, _ACCOUNT_INNER, "has([i_signer, i_solver, i_referral], {account:String}) AND "
+                 "i_last_h > {h:UInt64}", {"account": account, "h": height}, limit,
+                 order="i_last_h, i_contract, i_id")
+    return [intent for _, intent in rows]
+
+
+_ACCOUNT_INNER = ("intent_id IN (SELECT intent_id FROM {table} WHERE signer_id = {account:String} "
+                  "OR solver_id = {account:String} OR referral = {account:String})")
+
+
+def _fold(store: Store, inner: str, outer: str, params: dict[str, Any], limit: int,
+          order: str = _NEWEST_FIRST) -> list[tuple[Key, Intent]]:
     table = store.table("intent_updates")
     fold = _FOLD.replace("{table}", table).replace("{inner}", inner.replace("{table}", table))
-    sql = (f"SELECT {', '.join(_COLUMNS)} FROM ({fold}) "
-           f"WHERE {outer} ORDER BY i_first_h DESC, i_contract DESC, i_id DESC LIMIT {int(limit)}")
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM ({fold}) WHERE {outer} ORDER BY {order} LIMIT {int(limit)}"
     _, rows = store.query(sql, params)
     return [_intent(dict(zip(_COLUMNS, r))) for r in rows]
 
