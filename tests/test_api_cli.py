@@ -80,3 +80,36 @@ def test_api_settings_by_flag_and_environment() -> None:
         assert proc.returncode == 2 and words in proc.stderr, proc.stderr
     assert "--api-port" in cli("run", "--help").stdout
     assert "--api-port" not in cli("backfill", "--help").stdout
+
+
+async def test_a_websocket_client_gets_the_update_of_the_block_the_daemon_indexes(tmp_path: Path) -> None:
+    import aiohttp
+
+    lake = tmp_path / "lake"
+    heights = fixture_lake(lake, copies=1)
+    # The block carrying the settlement waits for one of its shards, as a Lake upload can.
+    shard = lake / f"{heights[0]:012d}" / "shard_0.json"
+    held = shard.read_bytes()
+    shard.unlink()
+    port = free_port()
+    proc = popen("run", "--source", f"files:{lake}", "--store", f"chdb://{tmp_path / 'store'}", "--start-block",
+                 str(heights[0]), "--api-port", str(port),
+                 env=cli_env(INDEXER_POLL_INTERVAL="0.05", INDEXER_RETRY_BASE_DELAY="0.05",
+                             INDEXER_RETRY_MAX_DELAY="0.2", INDEXER_SHARD_RETRY_LIMIT="600",
+                             INDEXER_LOG_LEVEL="debug"))
+    logs = LogReader(proc)
+    try:
+        logs.wait_for(lambda e: e.get("event") == "serving the API")
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"ws://127.0.0.1:{port}/api/v1/ws") as ws:
+                await ws.send_json({"type": "subscribe", "intent_hash": USER_HASH})
+                assert await ws.receive_json(timeout=60) == {"type": "subscribed", "intent_hash": USER_HASH, "seq": 1}
+                shard.write_bytes(held)  # the shard arrives; the daemon indexes the block
+                pushed = await ws.receive_json(timeout=120)
+        assert pushed["type"] == "intent_update" and pushed["intent_hash"] == USER_HASH and pushed["seq"] == 2
+        assert pushed["status"] == "executed" and pushed["block_height"] == heights[0]
+        assert pushed["details"]["solver_id"] == SOLVER
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    assert proc.returncode == 0

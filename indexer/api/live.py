@@ -55,7 +55,7 @@ class Connection:
         # One sender at a time, so seq order is send order.
         async with self.lock:
             self.seq += 1
-            await self.ws.send_bytes(orjson.dumps({**message, "seq": self.seq}))
+            await self.ws.send_str(orjson.dumps({**message, "seq": self.seq}).decode())
 
 
 class Hub:
