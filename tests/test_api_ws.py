@@ -94,3 +94,8 @@ def test_connections_and_pushes_in_metrics(store, serve) -> None:  # type: ignor
     ws.receive()
     assert _metric(api, "near_intents_api_websocket_connections") == before + 1
     ws.close()
+
+
+def test_a_plain_get_is_a_400_problem(store, serve) -> None:  # type: ignore[no-untyped-def]
+    r = serve(store).get("/api/v1/ws")
+    assert r.status == 400 and r.headers["Content-Type"].startswith("application/problem+json")

@@ -85,6 +85,16 @@ def document() -> dict[str, Any]:
                                       "headers": _RATE_HEADERS, "content": _json("ValidationResult")},
                               "400": _problem("the body is not JSON"),
                               "413": _problem("the body is too large"), **_LIMITED}}},
+            "/api/v1/ws": {"get": {
+                "operationId": "liveUpdates", "summary": "Live intent updates (WebSocket upgrade)",
+                "description": 'Send {"type": "subscribe" | "unsubscribe", "intent_hash": H} or {..., "account": A} '
+                               '(optionally "since_height": N to replay changes above N); receive subscribed, '
+                               'unsubscribed, error and intent_update messages {type, intent_hash, status, details '
+                               '(an Intent), block_height, seq, timestamp}, seq counting every message of the '
+                               'connection. Close codes: 1008 policy (too many subscriptions or invalid messages), '
+                               '1009 message too big, 1011 internal error, 1001 server shutting down.',
+                "responses": {"101": {"description": "switching to the WebSocket protocol"},
+                              "400": _problem("not a WebSocket upgrade"), **_LIMITED}}},
             "/healthz": {"get": {"operationId": "healthz", "summary": "Alive",
                                  "responses": {"200": {"description": "alive", "content": _json("Health")}}}},
             "/readyz": {"get": {"operationId": "readyz", "summary": "Store and Redis reachable",
