@@ -8,8 +8,8 @@ The API runs in a child process (the embedded store allows one process per path)
 1. cached lookups: GET /api/v1/intents/{hash} over 200 hot intents, 64 at a time, as fast as
    the server answers -> requests/s;
 2. mixed lookups at a fixed 500 requests/s for --seconds (open loop: each request is sent at
-   its planned time): 70 % cached hashes, 20 % hashes not looked up before (store), 10 % list
-   pages -> p50/p99 latency;
+   its planned time): by default 70 % cached hashes, 20 % hashes not looked up before (--fresh,
+   from the store), 10 % list pages (--lists, from the store) -> p50/p99 latency;
 3. --subscribers WebSocket clients subscribed to one intent; the child commits a change to it
    and prints when; each client notes when its push arrived -> p50/p99/max of (push - commit).
 
@@ -98,7 +98,8 @@ async def _cached(session, base: str, seconds: float) -> float:  # type: ignore[
     return count / (time.perf_counter() - started)
 
 
-async def _mixed(session, base: str, rate: float, seconds: float, intents: int) -> list[float]:  # type: ignore[no-untyped-def]
+async def _mixed(session, base: str, rate: float, seconds: float, intents: int, fresh_share: float,  # type: ignore[no-untyped-def]
+                 list_share: float) -> list[float]:
     rng = random.Random(7)
     fresh = iter(rng.sample(range(HOT, intents), min(intents - HOT, int(rate * seconds))))
     latencies: list[float] = []
@@ -115,9 +116,9 @@ async def _mixed(session, base: str, rate: float, seconds: float, intents: int) 
         if delay > 0:
             await asyncio.sleep(delay)
         roll = rng.random()
-        if roll < 0.7:
+        if roll >= fresh_share + list_share:
             url = f"{base}/api/v1/intents/intent-{rng.randrange(HOT)}"
-        elif roll < 0.9:
+        elif roll < fresh_share:
             url = f"{base}/api/v1/intents/intent-{next(fresh, rng.randrange(intents))}"
         else:
             url = f"{base}/api/v1/intents?limit=20&account=user{rng.randrange(500)}.near"
@@ -127,20 +128,21 @@ async def _mixed(session, base: str, rate: float, seconds: float, intents: int) 
 
 
 async def _ws(session, base: str, child: subprocess.Popen[str], subscribers: int) -> list[float]:  # type: ignore[no-untyped-def]
-    sockets = []
+    sockets, waits = [], []
+
+    async def arrival(ws) -> float:  # type: ignore[no-untyped-def]
+        # Reading from the start also answers the server's heartbeat pings.
+        msg = await ws.receive_json(timeout=300)
+        assert msg["type"] == "intent_update", msg
+        return time.time()
+
     for _ in range(subscribers):
         ws = await session.ws_connect(base.replace("http", "ws") + "/api/v1/ws")
         await ws.send_json({"type": "subscribe", "intent_hash": "intent-0"})
         assert (await ws.receive_json())["type"] == "subscribed"
         await ws.receive_json()  # the current state
         sockets.append(ws)
-
-    async def arrival(ws) -> float:  # type: ignore[no-untyped-def]
-        msg = await ws.receive_json(timeout=60)
-        assert msg["type"] == "intent_update"
-        return time.time()
-
-    waits = [asyncio.create_task(arrival(ws)) for ws in sockets]
+        waits.append(asyncio.create_task(arrival(ws)))
     assert child.stdin is not None and child.stdout is not None
     child.stdin.write("commit\n")
     child.stdin.flush()
@@ -161,8 +163,9 @@ async def _bench(base: str, child: subprocess.Popen[str], args: argparse.Namespa
                 await r.read()
         rps = await _cached(session, base, args.seconds)
         print(f"cached lookups: {rps:,.0f} req/s (64 concurrent, {HOT} hot intents)")
-        lat = await _mixed(session, base, 500, args.seconds, args.intents)
-        print(f"mixed lookups at 500 req/s for {args.seconds:g} s: p50 {_pct(lat, .5) * 1e3:.1f} ms, "
+        lat = await _mixed(session, base, 500, args.seconds, args.intents, args.fresh, args.lists)
+        print(f"mixed lookups at 500 req/s for {args.seconds:g} s ({args.fresh:.0%} uncached hashes, "
+              f"{args.lists:.0%} list pages): p50 {_pct(lat, .5) * 1e3:.1f} ms, "
               f"p99 {_pct(lat, .99) * 1e3:.1f} ms, max {max(lat) * 1e3:.1f} ms ({len(lat)} requests)")
         push = await _ws(session, base, child, args.subscribers)
         print(f"websocket: {args.subscribers} subscribers, commit -> push p50 {_pct(push, .5) * 1e3:.0f} ms, "
@@ -174,6 +177,8 @@ def main() -> None:
     parser.add_argument("--intents", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--fresh", type=float, default=0.2, help="share of lookups of intents not cached yet")
+    parser.add_argument("--lists", type=float, default=0.1, help="share of list pages (uncached)")
     parser.add_argument("--serve", nargs=3, metavar=("PATH", "PORT", "INTENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
