@@ -168,3 +168,47 @@ def test_backfill_to_beyond_the_last_block_then_more_blocks(tmp_path: Path) -> N
     cli(*base[:-2], "--store", f"chdb://{clean}")
     assert dump_tables(store) == dump_tables(clean)
 
+
+def _arrive_at_once(src: Path, lake: Path, heights: list[int]) -> None:
+    """New blocks that the files source can only see all together.
+
+    Each folder moves in whole but without block.json (the source waits on the first one), then
+    the block.json files appear, the first height's last: once the source sees that block it
+    reads all the others in the same step, so the run meets a backlog, not a trickle."""
+    stage = lake.parent / "stage"
+    copy_blocks(src, stage, heights)
+    for h in heights:
+        (stage / f"{h:012d}" / "block.json").rename(stage / f"{h:012d}.block.json")
+        (stage / f"{h:012d}").rename(lake / f"{h:012d}")
+    for h in reversed(heights):
+        (stage / f"{h:012d}.block.json").rename(lake / f"{h:012d}" / "block.json")
+
+
+def test_run_says_caught_up_at_the_head_and_again_after_falling_behind(tmp_path: Path) -> None:
+    lake_all = tmp_path / "all"
+    heights = fixture_lake(lake_all, copies=2)
+    lake = tmp_path / "lake"
+    copy_blocks(lake_all, lake, heights[:4])
+    store = tmp_path / "store"
+    # Batches of 2 blocks: the first 4 blocks end exactly on a batch, the 4 that come later
+    # fill one while the run is at the head.
+    env = cli_env(INDEXER_POLL_INTERVAL="0.05", INDEXER_BATCH_BLOCKS="2")
+    proc = popen("run", "--source", f"files:{lake}", "--store", f"chdb://{store}", "--start-block", str(heights[0]),
+                 env=env)
+    logs = LogReader(proc)
+
+    def said(e: dict) -> bool:
+        return str(e.get("event", "")).startswith(("caught up", "fell behind"))
+
+    first = logs.wait_for(said)
+    assert first["event"] == f"caught up at {heights[3]}, following the head" and first["height"] == heights[3]
+    _arrive_at_once(lake_all, lake, heights[4:])
+    behind = logs.wait_for(said)
+    assert behind["event"] == "fell behind the head; catching up"
+    again = logs.wait_for(said)
+    assert again["event"] == f"caught up at {heights[-1]}, following the head" and again["height"] == heights[-1]
+    proc.send_signal(signal.SIGTERM)
+    logs.wait_for(lambda e: e.get("event") == "stopped")  # every line before it has been seen
+    proc.wait(timeout=60)
+    assert proc.returncode == 0
+    assert [e["event"] for e in logs.seen if said(e)] == [first["event"], behind["event"], again["event"]]
