@@ -135,7 +135,7 @@ async def test_following_picks_up_new_folders(tmp_path: Path) -> None:
     await asyncio.sleep(0.2)
     for h in MAINNET_HEIGHTS[1:3]:
         _copy(tmp_path, h)
-    await asyncio.wait_for(task, timeout=10)
+    await asyncio.wait_for(task, timeout=60)
     assert seen == MAINNET_HEIGHTS[:3]
 
 

@@ -208,10 +208,10 @@ async def test_following_picks_up_a_block_uploaded_later(endpoint: str, s3: Any,
     got: list[RawBlock] = []
     async with make_source(endpoint, full_bucket) as source:
         stream = source.blocks(HEIGHTS[-2], None)
-        got.append(await asyncio.wait_for(anext(stream), 5))
-        got.append(await asyncio.wait_for(anext(stream), 5))
+        got.append(await asyncio.wait_for(anext(stream), 60))
+        got.append(await asyncio.wait_for(anext(stream), 60))
         await asyncio.to_thread(upload_block, s3, full_bucket, new_height, FILES[HEIGHTS[0]])
-        got.append(await asyncio.wait_for(anext(stream), 5))
+        got.append(await asyncio.wait_for(anext(stream), 60))
         await stream.aclose()
     assert [b.height for b in got] == [HEIGHTS[-2], HEIGHTS[-1], new_height]
     assert got[2].block == FILES[HEIGHTS[0]]["block.json"]
