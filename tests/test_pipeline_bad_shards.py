@@ -90,7 +90,8 @@ async def backfill(store: Store, source: FilesSource | LakeSource, height: int) 
 
 
 def receipts(store: Store) -> list[tuple[Any, ...]]:
-    _, rows = store.query(f"SELECT shard_id, receipt_id, receiver_id FROM {store.table('receipts')} ORDER BY receipt_id")
+    _, rows = store.query(f"SELECT shard_id, receipt_id, receiver_id FROM {store.table('receipts')} "
+                          "ORDER BY receipt_id")
     return rows
 
 

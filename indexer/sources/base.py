@@ -18,6 +18,7 @@ import msgspec
 if TYPE_CHECKING:
     from indexer.config import Settings
 
+
 class _Chunk(msgspec.Struct):
     shard_id: int
 
@@ -133,9 +134,9 @@ class WaitNotice:
         if self._next_at is not None and now < self._next_at:
             return
         self._next_at = now + self._interval
-        self._log.info(f"waiting for {self.awaited} from the {self.source} source: try {attempt} of {self.tries} failed ({reason}), "
-                       f"next try in {delay:g} s", awaited=self.awaited, attempt=attempt, tries=self.tries,
-                       next_try_s=delay, reason=reason, **self._fields)
+        self._log.info(f"waiting for {self.awaited} from the {self.source} source: try {attempt} of {self.tries} "
+                       f"failed ({reason}), next try in {delay:g} s", awaited=self.awaited, attempt=attempt,
+                       tries=self.tries, next_try_s=delay, reason=reason, **self._fields)
 
 
 def backoff_delays(settings: "Settings") -> list[float]:

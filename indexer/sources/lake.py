@@ -262,7 +262,8 @@ class LakeSource(BlockSource):
         # An undecodable block.json has no shard ids: the decoder files it as a dead letter.
         ids = shard_ids(block)
         # Shards are independent objects: fetch them together so one block costs one round trip.
-        tasks = [asyncio.ensure_future(self._get(f"{folder}shard_{sid}.json", "missing_shard", height, sid)) for sid in ids]
+        tasks = [asyncio.ensure_future(self._get(f"{folder}shard_{sid}.json", "missing_shard", height, sid))
+                 for sid in ids]
         try:
             shards = await asyncio.gather(*tasks)
         except BaseException:
