@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     retry_base_delay: float = Field(0.2, gt=0, description="first retry delay in seconds; doubles each try")
     retry_max_delay: float = Field(10.0, gt=0, description="longest delay between retries in seconds")
     poll_interval: float = Field(0.3, gt=0, description="seconds between polls for a new block at the chain head")
+    wait_log_interval: float = Field(
+        10.0, ge=0, description="seconds between info lines while a source waits for a block, shard or host "
+                                "(the first retry is always logged)"
+    )
     strict_chain: bool = Field(False, description="stop when a block's prev_hash does not match the previous block")
 
     # --- what to index ---

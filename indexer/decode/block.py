@@ -1,7 +1,8 @@
 """Raw block -> rows: the fast path every block goes through.
 
-Per block: decode ``block.json``; skip every shard whose bytes never mention a tracked account
-(unless every transaction hash must be resolved); decode the rest with msgspec views; link
+Per block: decode ``block.json``; file every shard that is not a complete shard of this block
+as a dead letter; skip every shard whose bytes never mention a tracked account (unless every
+transaction hash must be resolved); decode the rest with msgspec views; link
 receipts to transactions; hand each receipt of a tracked contract to its role's decoder.
 """
 
@@ -74,6 +75,43 @@ def anchors(accounts: list[str]) -> list[bytes]:
     return sorted({a.encode() for a in out if not any(b != a and b in a for b in out)})
 
 
+_WHITESPACE = b" \t\r\n"
+
+
+def _edges(data: bytes) -> tuple[bytes, bytes]:
+    """First and last bytes that are not JSON whitespace, found without copying the shard."""
+    i, j = 0, len(data)
+    while i < j and data[i] in _WHITESPACE:
+        i += 1
+    while j > i and data[j - 1] in _WHITESPACE:
+        j -= 1
+    return data[i:i + 1], data[j - 1:j]
+
+
+def shard_problem(shard: bytes, chunk: lake.ChunkHeader) -> str:
+    """Why ``shard`` is not a complete shard file of this block ('' when it looks like one).
+
+    Cheap enough for every shard (one scan for the chunk hash), so that a proxy's HTML error
+    page or a file cut off before any tracked account's name is caught before the pre-filter
+    would skip it unseen. A shard that missed its chunk holds ``"chunk": null``, so no chunk
+    hash at all: it must then still have the key every shard file has.
+    """
+    first, last = _edges(shard)
+    if not first:
+        return "the file is empty"
+    if first != b"{":
+        return f"it does not start like a JSON object: {shard[:80]!r}"
+    if last != b"}":
+        return f"it does not end like a JSON object (cut off?): ...{shard[-80:]!r}"
+    if not chunk.chunk_hash or b'"' + chunk.chunk_hash.encode() + b'"' in shard:
+        return ""
+    if b'"chunk_hash"' in shard:
+        return f"it carries another chunk than {chunk.chunk_hash}, the one block.json names for shard {chunk.shard_id}"
+    if b'"receipt_execution_outcomes"' not in shard:
+        return f"it is a JSON object but not a shard file: {shard[:80]!r}"
+    return ""
+
+
 class BlockDecoder:
     def __init__(self, config: DecoderConfig):
         self.config = config
@@ -113,14 +151,20 @@ class BlockDecoder:
         shards: list[lake.ShardView] = []
         skipped = 0
         for i, shard_bytes in enumerate(raw.shards):
+            chunk = block.chunks[i] if i < len(block.chunks) else lake.ChunkHeader(shard_id=-1)
+            problem = shard_problem(shard_bytes, chunk)
+            if problem:
+                out.dead_letter("shard", f"shard_{chunk.shard_id}.json of block {height} is not a complete shard "
+                                f"file: {problem}", shard_bytes, shard_id=chunk.shard_id)
+                continue
             if not self.config.resolve_all_tx and not self._mentions_tracked(shard_bytes):
                 skipped += 1
                 continue
             try:
                 shards.append(lake.decode_shard(shard_bytes))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                sid = shard_ids[i] if i < len(shard_ids) else -1
-                out.dead_letter("shard", f"shard_{sid}.json undecodable: {exc}", shard_bytes, shard_id=sid)
+                out.dead_letter("shard", f"shard_{chunk.shard_id}.json undecodable: {exc}", shard_bytes,
+                                shard_id=chunk.shard_id)
         if skipped:
             metrics.SHARDS_SKIPPED.inc(skipped)
 

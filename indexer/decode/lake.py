@@ -16,6 +16,7 @@ from msgspec import Raw, Struct
 
 class ChunkHeader(Struct):
     shard_id: int
+    chunk_hash: str = ""
 
 
 class BlockHeader(Struct):
