@@ -540,6 +540,84 @@ def dead_letters(kind: str | None, since: int | None, limit: int, fmt: str, **kw
         store.close()
 
 
+def _confirm(summary: str, question: str, yes: bool) -> None:
+    """Show what a command that changes the store will do and ask, unless --yes. Without a terminal
+    to ask on, it refuses (exit 2): a script must say --yes. Declining exits 3: nothing changed."""
+    click.echo(summary)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        _fail("stdin is not a terminal, so there is no one to confirm this: nothing was changed; "
+              "add --yes to go ahead", EXIT_CONFIG)
+    if not click.confirm(question, default=False):
+        click.echo("cancelled: nothing was changed", err=True)
+        sys.exit(EXIT_STOPPED)
+
+
+def _yes_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--yes", "-y", "yes", is_flag=True,
+                        help="Go ahead without asking. Without it the command shows what it will change and asks; "
+                             "when stdin is not a terminal it refuses (exit 2).")(fn)
+
+
+def _account(value: str | None, flag: str) -> str | None:
+    from indexer.config import account_problem
+
+    if value is None:
+        return None
+    account = value.strip().partition(":")[0].lower()
+    problem = account_problem(account)
+    if problem:
+        raise click.BadParameter(f"{value!r} is not a NEAR account id: {problem} (e.g. intents.near)",
+                                 param_hint=f"'{flag}'")
+    return account
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_store_options
+@click.option("--to", "to_height", type=click.IntRange(min=0), required=True,
+              help="Keep what was indexed up to this height, inclusive; remove everything above it.")
+@click.option("--contract", "contract",
+              help="Rewind only this contract's rows (a NEAR account id). Blocks stay while another contract "
+                   "has rows above --to. Default: every contract and the blocks.")
+@_yes_option
+def rewind(to_height: int, contract: str | None, yes: bool, **kwargs: Any) -> None:
+    """Remove what was indexed above --to (and the streams' progress past it), so the next run indexes it again.
+
+    For every contract (or one, with --contract), the rows above --to go, every stream's record of
+    having written them goes, and the streams that index them move back to --to: the next `run`
+    (and a backfill of a range above --to, run again) re-indexes from --to + 1. It refuses (exit 1,
+    naming the process) while a running stream may write those heights, and records a `rewind` row
+    in the `commits` change feed so rollups recompute them. Shows what it will remove and asks for
+    confirmation unless --yes.
+    """
+    account = _account(contract, "--contract")
+    settings = _settings(kwargs)
+    from indexer.store import rewind as rewinding
+    from indexer.store.streams import LeaseError
+
+    store = _open_store(settings, migrate=settings.auto_migrate, existing=True)
+    try:
+        if not store.table_exists("streams"):
+            _fail(f"{settings.database} has no tables: nothing was indexed, nothing to rewind", EXIT_CONFIG)
+        preview = rewinding.plan(store, to_height, account)
+        if preview.empty:
+            click.echo(f"nothing indexed above {to_height}" + (f" for {account}" if account else "") +
+                       ": nothing to do")
+            return
+        _confirm(preview.describe(), "Remove these rows and move the streams back?", yes)
+        try:
+            done, commit = rewinding.rewind(store, to_height, account, ttl=settings.lease_ttl,
+                                            settle=settings.lease_settle)
+        except LeaseError as exc:
+            _fail(str(exc))
+        removed = sum(done.rows.values())
+        click.echo(f"rewound to {to_height}: removed {removed} row(s), moved {len(done.moves)} stream(s) back"
+                   + (f"; change feed: operations #{commit.seq} (rewind)" if commit else ""))
+    finally:
+        store.close()
+
+
 # Environment variables the sources read besides the INDEXER_* ones; secrets are never printed.
 _SOURCE_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
                "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "HTTPS_PROXY")
