@@ -514,32 +514,6 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
         store.close()
 
 
-@main.command("dead-letters", epilog=EXIT_CODES_HELP)
-@_store_options
-@click.option("--kind", help="Only this kind, e.g. chain_break, args, log, block (see the dead_letters table).")
-@click.option("--since", "since", type=click.IntRange(min=0), help="Only blocks at or above this height.")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
-              help="At most this many, newest first.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
-              help="Output: an aligned table (long reasons and payloads cut short), a JSON list of objects, "
-                   "or CSV with a header (both in full).")
-def dead_letters(kind: str | None, since: int | None, limit: int, fmt: str, **kwargs: Any) -> None:
-    """List dead letters: inputs the indexer stored aside instead of decoding, newest first.
-
-    Each has its block height, shard, receipt, contract, kind, the reason and the raw payload.
-    """
-    settings = _settings(kwargs)
-    from indexer.query import QueryError, list_dead_letters
-
-    store = _open_store(settings, migrate=False, existing=True)
-    try:
-        click.echo(list_dead_letters(store, kind=kind, since=since, limit=limit, fmt=fmt))
-    except QueryError as exc:
-        _fail(str(exc))
-    finally:
-        store.close()
-
-
 def _confirm(summary: str, question: str, yes: bool) -> None:
     """Show what a command that changes the store will do and ask, unless --yes. Without a terminal
     to ask on, it refuses (exit 2): a script must say --yes. Declining exits 3: nothing changed."""
@@ -589,7 +563,7 @@ def rewind(to_height: int, contract: str | None, yes: bool, **kwargs: Any) -> No
     (and a backfill of a range above --to, run again) re-indexes from --to + 1. It refuses (exit 1,
     naming the process) while a running stream may write those heights, and records a `rewind` row
     in the `commits` change feed so rollups recompute them. Shows what it will remove and asks for
-    confirmation unless --yes.
+    confirmation unless --yes; declining exits 3.
     """
     account = _account(contract, "--contract")
     settings = _settings(kwargs)
@@ -614,6 +588,80 @@ def rewind(to_height: int, contract: str | None, yes: bool, **kwargs: Any) -> No
         removed = sum(done.rows.values())
         click.echo(f"rewound to {to_height}: removed {removed} row(s), moved {len(done.moves)} stream(s) back"
                    + (f"; change feed: operations #{commit.seq} (rewind)" if commit else ""))
+    finally:
+        store.close()
+
+
+@main.group("dead-letters", cls=_Group, epilog=EXIT_CODES_HELP, invoke_without_command=True)
+@_store_options
+@click.option("--kind", help="Only this kind, e.g. chain_break, args, log, block (see the dead_letters table).")
+@click.option("--since", "since", type=click.IntRange(min=0), help="Only blocks at or above this height.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="At most this many, newest first.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="Output: an aligned table (long reasons and payloads cut short), a JSON list of objects, "
+                   "or CSV with a header (both in full).")
+@click.pass_context
+def dead_letters(ctx: click.Context, kind: str | None, since: int | None, limit: int, fmt: str, **kwargs: Any) -> None:
+    """List dead letters: inputs the indexer stored aside instead of decoding, newest first.
+
+    Each has its block height, shard, receipt, contract, kind, the reason and the raw payload.
+    `dead-letters retry` decodes them again with the current decoder.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _settings(kwargs)
+    from indexer.query import QueryError, list_dead_letters
+
+    store = _open_store(settings, migrate=False, existing=True)
+    try:
+        click.echo(list_dead_letters(store, kind=kind, since=since, limit=limit, fmt=fmt))
+    except QueryError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+
+
+@dead_letters.command("retry", epilog=EXIT_CODES_HELP)
+@_store_options
+@_options(("contracts", "solver_accounts"))
+@click.option("--kind", help="Only dead letters of this kind: receipt, log or args (the kinds that keep their receipt).")
+@click.option("--since", "since", type=click.IntRange(min=0), help="Only dead letters at or above this height.")
+@_yes_option
+def dead_letters_retry(kind: str | None, since: int | None, yes: bool, **kwargs: Any) -> None:
+    """Decode dead letters again with the current decoder (after a fix), exactly once.
+
+    Each selected dead letter's receipt is decoded again as a whole, with the contract roles and
+    solver accounts as configured (--contract, --solver-account; give those the daemon has), and
+    every row of that receipt is replaced: what decodes now is written once, what still fails stays
+    one dead letter with the new reason, so a second retry changes nothing. A `retry` row in the
+    `commits` change feed names the heights. Block-level dead letters (block, shard, chain_break)
+    and those stored before migration 0003 keep no receipt: re-index them with backfill --reindex.
+    It refuses (exit 1, naming the process) while a running stream may write those heights; shows
+    what it will do and asks unless --yes; declining exits 3.
+    """
+    settings = _settings(kwargs)
+    from indexer import deadletters
+    from indexer.store.streams import LeaseError
+
+    store = _open_store(settings, migrate=settings.auto_migrate, existing=True)
+    try:
+        if not store.table_exists("dead_letters"):
+            _fail(f"{settings.database} has no tables: nothing was indexed, no dead letters", EXIT_CONFIG)
+        first = deadletters.preview(store, kind=kind, since=since)
+        if not first.letters:
+            click.echo(first.describe() + "\nnothing to retry")
+            return
+        _confirm(first.describe(), "Decode them again and replace their receipts' rows?", yes)
+        try:
+            report = deadletters.retry(store, settings, kind=kind, since=since)
+        except LeaseError as exc:
+            _fail(str(exc))
+        rows = ", ".join(f"{t} {n}" for t, n in sorted(report.rows.items())) or "none"
+        click.echo(f"retried {report.retried} dead letter(s) of {report.receipts} receipt(s): "
+                   f"{report.fixed_receipts} receipt(s) decode now, {report.still_failing} dead letter(s) still fail; "
+                   f"rows written: {rows}"
+                   + (f"; change feed: operations #{report.commit.seq} (retry)" if report.commit else ""))
     finally:
         store.close()
 

@@ -12,7 +12,6 @@ import pty
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,9 +21,8 @@ from indexer.store import commits, rewind as rewinding, streams
 from indexer.store.operations import OPERATIONS, Operation
 from indexer.store.ownership import ALL_OWNERS
 from indexer.store.streams import LeaseError
-from indexer.store.writer import Writer
 from lakebuild import fixture_lake
-from storedriver import Crash, Decoded, Driver, clean_tables, dump, duplicates, expire, new_store, read_lake
+from storedriver import Crash, Decoded, Driver, clean_tables, dump, duplicates, dying, expire, new_store, read_lake
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -175,40 +173,13 @@ def test_a_writer_refuses_to_open_while_a_rewind_runs(driver: Driver) -> None:
         op.close()
 
 
-def _dying(store: Any, n: int):  # type: ignore[no-untyped-def]
-    """Make the n-th insert or command of the store raise Crash (the process died there)."""
-    real_insert, real_command = store.insert_rows, store.command
-    count = [0]
-
-    def tick() -> None:
-        count[0] += 1
-        if count[0] == n:
-            raise Crash(f"died at write {n}")
-
-    def insert(*a: Any, **k: Any) -> None:
-        tick()
-        real_insert(*a, **k)
-
-    def command(sql: str, *a: Any, **k: Any) -> Any:
-        if not sql.lstrip().upper().startswith("SELECT"):
-            tick()
-        return real_command(sql, *a, **k)
-
-    store.insert_rows, store.command = insert, command
-
-    def restore() -> None:
-        store.insert_rows, store.command = real_insert, real_command
-
-    return restore
-
-
 @pytest.mark.parametrize("then", ["rewind-again", "index-again"])
 @pytest.mark.parametrize("n", range(1, 15))
 def test_a_rewind_killed_at_any_write_then_redone_or_indexed_over(driver: Driver, chdb_store_path: Path, n: int,
                                                                    then: str) -> None:
     d, h = driver, driver.heights
     s = _finished(d, "live", CONTRACTS, h[0], h[-1])
-    restore = _dying(d.store, n)
+    restore = dying(d.store, n)
     try:
         rewinding.rewind(d.store, h[3], settle=0)
         died = False

@@ -133,12 +133,15 @@ class Operation:
         return self.lease.state.commit_seq + 1
 
     def commit(self, kind: str, owners: tuple[str, ...], low: int, high: int, rows: dict[str, int],
-               block_times_ms: tuple[int, int] = (0, 0)) -> commits.Commit:
-        """Append the change-feed row and clear the marker: the command is done."""
+               block_times_ms: tuple[int, int] = (0, 0), then: Callable[[], None] | None = None) -> commits.Commit:
+        """Append the change-feed row, run ``then`` (what may only go once the row is there), and
+        clear the marker: the command is done."""
         c = commits.Commit(OPERATIONS, self.commit_seq, tuple(owners), low, high, block_times_ms[0],
                            block_times_ms[1], rows, False, kind)
         self.lease.check()
         commits.append(self.store, c, self.token)
+        if then is not None:
+            then()
         self.lease.update(pending=None, pending_at=None, commit_seq=c.seq)
         return c
 

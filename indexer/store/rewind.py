@@ -27,7 +27,7 @@ from indexer.decode.rows import BLOCK_OWNER, OWNER_COLUMN
 from indexer.store import commits, operations, streams
 from indexer.store.client import Store
 from indexer.store.operations import OPERATIONS, Operation, owners_stored, shares_owner
-from indexer.store.ownership import ALL_OWNERS, Range, Ranges, merge, subtract
+from indexer.store.ownership import ALL_OWNERS, Ranges, merge, subtract
 from indexer.store.streams import StreamState
 
 log = structlog.get_logger(__name__)
