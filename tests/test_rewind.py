@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import os
 import pty
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from clitools import BUSY_CONTRACTS, cli, cli_env, dump_tables, duplicates as cli_duplicates, prepare_store
+from clitools import (BUSY_CONTRACTS, LogReader, cli, cli_env, dump_tables, duplicates as cli_duplicates, popen,
+                      prepare_store)
 from indexer.decode.rows import BLOCK_OWNER, COLUMNS, OWNER_COLUMN, Rows
 from indexer.store import commits, rewind as rewinding, streams
 from indexer.store.operations import OPERATIONS, Operation
@@ -234,6 +236,32 @@ def test_cli_rewind_then_backfill_again_equals_a_clean_run(cli_lake, tmp_path: P
     feed = json.loads(cli("query", "--store", f"chdb://{store}", "--format", "json",
                           "SELECT stream, kind, low_height, owners FROM commits WHERE kind = 'rewind'").stdout)
     assert feed == [{"stream": "operations", "kind": "rewind", "low_height": mid + 1, "owners": ["*"]}]
+
+
+def _run_to_the_head(root: Path, heights: list[int], store: Path) -> None:
+    """`run` until it follows the head at the lake's last block, then stop it (SIGTERM, exit 0)."""
+    proc = popen("run", "--source", f"files:{root}", "--start-block", str(heights[0]), "--store", f"chdb://{store}",
+                 *_contract_args(BUSY_CONTRACTS), env=cli_env(INDEXER_POLL_INTERVAL="0.05"))
+    try:
+        LogReader(proc).wait_for(lambda e: str(e.get("event", "")).startswith("caught up at")
+                                 and e.get("height") == heights[-1])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    assert proc.returncode == 0
+
+
+def test_cli_rewind_then_run_again_equals_a_clean_run(cli_lake, tmp_path: Path) -> None:
+    root, heights, clean = cli_lake
+    store = tmp_path / "store"
+    prepare_store(store)
+    _run_to_the_head(root, heights, store)
+    assert dump_tables(store) == clean
+    cli("rewind", "--to", str(heights[2]), "--yes", "--store", f"chdb://{store}")
+    assert len(dump_tables(store)["blocks"]) == 3
+    _run_to_the_head(root, heights, store)  # resumes at heights[2] + 1
+    assert cli_duplicates(store) == dict.fromkeys(cli_duplicates(store), 0)
+    assert dump_tables(store) == clean
 
 
 def test_cli_rewind_of_one_contract(cli_lake, tmp_path: Path) -> None:
