@@ -514,7 +514,85 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
         store.close()
 
 
-@main.command("dead-letters", epilog=EXIT_CODES_HELP)
+def _confirm(summary: str, question: str, yes: bool) -> None:
+    """Show what a command that changes the store will do and ask, unless --yes. Without a terminal
+    to ask on, it refuses (exit 2): a script must say --yes. Declining exits 3: nothing changed."""
+    click.echo(summary)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        _fail("stdin is not a terminal, so there is no one to confirm this: nothing was changed; "
+              "add --yes to go ahead", EXIT_CONFIG)
+    if not click.confirm(question, default=False):
+        click.echo("cancelled: nothing was changed", err=True)
+        sys.exit(EXIT_STOPPED)
+
+
+def _yes_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--yes", "-y", "yes", is_flag=True,
+                        help="Go ahead without asking. Without it the command shows what it will change and asks; "
+                             "when stdin is not a terminal it refuses (exit 2).")(fn)
+
+
+def _account(value: str | None, flag: str) -> str | None:
+    from indexer.config import account_problem
+
+    if value is None:
+        return None
+    account = value.strip().partition(":")[0].lower()
+    problem = account_problem(account)
+    if problem:
+        raise click.BadParameter(f"{value!r} is not a NEAR account id: {problem} (e.g. intents.near)",
+                                 param_hint=f"'{flag}'")
+    return account
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_store_options
+@click.option("--to", "to_height", type=click.IntRange(min=0), required=True,
+              help="Keep what was indexed up to this height, inclusive; remove everything above it.")
+@click.option("--contract", "contract",
+              help="Rewind only this contract's rows (a NEAR account id). Blocks stay while another contract "
+                   "has rows above --to. Default: every contract and the blocks.")
+@_yes_option
+def rewind(to_height: int, contract: str | None, yes: bool, **kwargs: Any) -> None:
+    """Remove what was indexed above --to (and the streams' progress past it), so the next run indexes it again.
+
+    For every contract (or one, with --contract), the rows above --to go, every stream's record of
+    having written them goes, and the streams that index them move back to --to: the next `run`
+    (and a backfill of a range above --to, run again) re-indexes from --to + 1. It refuses (exit 1,
+    naming the process) while a running stream may write those heights, and records a `rewind` row
+    in the `commits` change feed so rollups recompute them. Shows what it will remove and asks for
+    confirmation unless --yes; declining exits 3.
+    """
+    account = _account(contract, "--contract")
+    settings = _settings(kwargs)
+    from indexer.store import rewind as rewinding
+    from indexer.store.streams import LeaseError
+
+    store = _open_store(settings, migrate=settings.auto_migrate, existing=True)
+    try:
+        if not store.table_exists("streams"):
+            _fail(f"{settings.database} has no tables: nothing was indexed, nothing to rewind", EXIT_CONFIG)
+        preview = rewinding.plan(store, to_height, account)
+        if preview.empty:
+            click.echo(f"nothing indexed above {to_height}" + (f" for {account}" if account else "") +
+                       ": nothing to do")
+            return
+        _confirm(preview.describe(), "Remove these rows and move the streams back?", yes)
+        try:
+            done, commit = rewinding.rewind(store, to_height, account, ttl=settings.lease_ttl,
+                                            settle=settings.lease_settle)
+        except LeaseError as exc:
+            _fail(str(exc))
+        removed = sum(done.rows.values())
+        click.echo(f"rewound to {to_height}: removed {removed} row(s), moved {len(done.moves)} stream(s) back"
+                   + (f"; change feed: operations #{commit.seq} (rewind)" if commit else ""))
+    finally:
+        store.close()
+
+
+@main.group("dead-letters", cls=_Group, epilog=EXIT_CODES_HELP, invoke_without_command=True)
 @_store_options
 @click.option("--kind", help="Only this kind, e.g. chain_break, args, log, block (see the dead_letters table).")
 @click.option("--since", "since", type=click.IntRange(min=0), help="Only blocks at or above this height.")
@@ -523,11 +601,15 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="Output: an aligned table (long reasons and payloads cut short), a JSON list of objects, "
                    "or CSV with a header (both in full).")
-def dead_letters(kind: str | None, since: int | None, limit: int, fmt: str, **kwargs: Any) -> None:
+@click.pass_context
+def dead_letters(ctx: click.Context, kind: str | None, since: int | None, limit: int, fmt: str, **kwargs: Any) -> None:
     """List dead letters: inputs the indexer stored aside instead of decoding, newest first.
 
     Each has its block height, shard, receipt, contract, kind, the reason and the raw payload.
+    `dead-letters retry` decodes them again with the current decoder.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     settings = _settings(kwargs)
     from indexer.query import QueryError, list_dead_letters
 
@@ -536,6 +618,50 @@ def dead_letters(kind: str | None, since: int | None, limit: int, fmt: str, **kw
         click.echo(list_dead_letters(store, kind=kind, since=since, limit=limit, fmt=fmt))
     except QueryError as exc:
         _fail(str(exc))
+    finally:
+        store.close()
+
+
+@dead_letters.command("retry", epilog=EXIT_CODES_HELP)
+@_store_options
+@_options(("contracts", "solver_accounts"))
+@click.option("--kind", help="Only dead letters of this kind: receipt, log or args (the kinds that keep their receipt).")
+@click.option("--since", "since", type=click.IntRange(min=0), help="Only dead letters at or above this height.")
+@_yes_option
+def dead_letters_retry(kind: str | None, since: int | None, yes: bool, **kwargs: Any) -> None:
+    """Decode dead letters again with the current decoder (after a fix), exactly once.
+
+    Each selected dead letter's receipt is decoded again as a whole, with the contract roles and
+    solver accounts as configured (--contract, --solver-account; give those the daemon has), and
+    every row of that receipt is replaced: what decodes now is written once, what still fails stays
+    one dead letter with the new reason, so a second retry changes nothing. A `retry` row in the
+    `commits` change feed names the heights. Block-level dead letters (block, shard, chain_break)
+    and those stored before migration 0003 keep no receipt: re-index them with backfill --reindex.
+    It refuses (exit 1, naming the process) while a running stream may write those heights; shows
+    what it will do and asks unless --yes; declining exits 3.
+    """
+    settings = _settings(kwargs)
+    from indexer import deadletters
+    from indexer.store.streams import LeaseError
+
+    store = _open_store(settings, migrate=settings.auto_migrate, existing=True)
+    try:
+        if not store.table_exists("dead_letters"):
+            _fail(f"{settings.database} has no tables: nothing was indexed, no dead letters", EXIT_CONFIG)
+        first = deadletters.preview(store, kind=kind, since=since)
+        if not first.letters:
+            click.echo(first.describe() + "\nnothing to retry")
+            return
+        _confirm(first.describe(), "Decode them again and replace their receipts' rows?", yes)
+        try:
+            report = deadletters.retry(store, settings, kind=kind, since=since)
+        except LeaseError as exc:
+            _fail(str(exc))
+        rows = ", ".join(f"{t} {n}" for t, n in sorted(report.rows.items())) or "none"
+        click.echo(f"retried {report.retried} dead letter(s) of {report.receipts} receipt(s): "
+                   f"{report.fixed_receipts} receipt(s) decode now, {report.still_failing} dead letter(s) still fail; "
+                   f"rows written: {rows}"
+                   + (f"; change feed: operations #{report.commit.seq} (retry)" if report.commit else ""))
     finally:
         store.close()
 

@@ -197,7 +197,7 @@ def test_store_protocol_migration_keeps_rows_and_turns_checkpoints_into_streams(
                   "", "rid", "tx", "execute_intents", 5]
     fresh.insert_rows("intent_updates", tuple(c for c in COLUMNS["intent_updates"] if c != "receiver_id"),
                       [old_update])
-    fresh.insert_rows("dead_letters", COLUMNS["dead_letters"], [[9, -1, "", "", "chain_break", "r", "{}", 0]])
+    fresh.insert_rows("dead_letters", COLUMNS["dead_letters"][:8], [[9, -1, "", "", "chain_break", "r", "{}", 0]])
     for later in sorted(folder.glob("*.later")):
         later.rename(later.with_suffix(".sql"))
     migrations.migrate(fresh, folder)
@@ -209,3 +209,20 @@ def test_store_protocol_migration_keeps_rows_and_turns_checkpoints_into_streams(
     assert ups == [(7, "intents.near", "intents.near", "i1")]
     assert fresh.scalar(f"SELECT count() FROM {fresh.table('dead_letters')}") == 1
     assert not fresh.table_exists("checkpoint_log") and not fresh.table_exists("checkpoints")
+
+
+def test_operator_commands_migration_keeps_dead_letters_and_commits(fresh: Store, folder: Path) -> None:
+    """0003: dead letters written before it have no receipt context; commits before it are batches."""
+    for later in sorted(folder.glob("000[3-9]_*.sql")):
+        later.rename(later.with_suffix(".later"))
+    migrations.migrate(fresh, folder)
+    fresh.insert_rows("dead_letters", COLUMNS["dead_letters"][:8], [[9, 0, "r1", "intents.near", "args", "x", "{}", 0]])
+    fresh.insert_rows("commits", ("stream", "seq", "token", "owners", "low_height", "high_height", "min_block_time",
+                                  "max_block_time", "rows", "reindex"),
+                      [["live", 1, "t", ["intents.near"], 1, 9, "1777000000.000", "1777000001.000", {}, 0]])
+    for later in sorted(folder.glob("*.later")):
+        later.rename(later.with_suffix(".sql"))
+    migrations.migrate(fresh, folder)
+    _, rows = fresh.query(f"SELECT kind, log_index, context, decoder_version, retry_token FROM {fresh.table('dead_letters')}")
+    assert rows == [("args", -1, "", 0, "")]
+    assert fresh.scalar(f"SELECT kind FROM {fresh.table('commits')}") == "batch"

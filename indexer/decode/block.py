@@ -201,10 +201,25 @@ class BlockDecoder:
                             header.latest_protocol_version, shard_ids])
         return DecodedBlock(height, header.hash, header.prev_hash, ts_ns, rows, raw.size, skipped)
 
+    def redecode(self, context: str | bytes) -> Rows:
+        """The rows of one receipt a dead letter kept (``ReceiptContext``), decoded again now: with
+        the current decoder and the contract's role as configured (else as it was then). Memory
+        across blocks (workshop verify -> solve latency) is not part of the context."""
+        ctx = lake.decode_receipt_context(context)
+        rows = Rows()
+        out = Emitter(rows, ctx.height)
+        self.workshop_state.begin_block(ctx.height)
+        role = self.roles.get(ctx.outcome.receipt.receiver_id) or Role(ctx.role)
+        self._tracked_receipt(ctx.outcome, ctx.shard_id, ctx.index_in_block, ctx.tx_hash, ctx.height,
+                              ctx.block_hash, ts_string(ctx.timestamp_ns), ctx.timestamp_ns, role, out)
+        return rows
+
     def _tracked_receipt(self, reo: lake.ExecutionOutcomeWithReceipt, shard_id: int, index: int, tx_hash: str,
                          height: int, block_hash: str, ts: str, ts_ns: int, role: Role, out: Emitter) -> None:
         rv = reo.receipt
         outcome = reo.execution_outcome.outcome
+        out.begin_receipt(rv.receipt_id, lambda: lake.encode(lake.ReceiptContext(
+            height, block_hash, ts_ns, shard_id, index, tx_hash, role.value, reo)).decode())
         try:
             body = lake.decode_receipt_body(rv.receipt)
             status = parse_status(lake.decode_any(outcome.status))
@@ -234,7 +249,7 @@ class BlockDecoder:
                 event = parse_event(line)
             except EventError as exc:
                 out.dead_letter("log", str(exc), line, shard_id=shard_id, receipt_id=rv.receipt_id,
-                                contract_id=rv.receiver_id)
+                                contract_id=rv.receiver_id, log_index=log_index)
                 continue
             r.events.append((log_index, event))
             out.rows.add("events", [height, ts, shard_id, r.receipt_id, tx_hash, r.receiver_id, r.predecessor_id,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
 from indexer import metrics
+from indexer.decode import DECODER_VERSION
 from indexer.decode.receipt import TrackedReceipt
 from indexer.decode.rows import Rows
 
@@ -26,6 +28,11 @@ class Emitter:
     _dead_seq: dict[str, int] = field(default_factory=dict)  # owner (contract_id) -> next seq
     _receipt: str = ""
     _update_index: int = 0
+    # The receipt being decoded and how to describe it (built only when it has a dead letter), so
+    # that ``dead-letters retry`` can decode it again without its source.
+    _context_receipt: str = ""
+    _context: Callable[[], str] | None = None
+    _context_text: str | None = None
 
     @classmethod
     def after(cls, rows: Rows, height: int) -> "Emitter":
@@ -35,12 +42,24 @@ class Emitter:
             out._dead_seq[row[3]] = max(out._dead_seq.get(row[3], 0), row[7] + 1)
         return out
 
+    def begin_receipt(self, receipt_id: str, context: Callable[[], str]) -> None:
+        """Dead letters of ``receipt_id`` from now on carry ``context()`` (computed once, on the first)."""
+        self._context_receipt, self._context, self._context_text = receipt_id, context, None
+
+    def _context_of(self, receipt_id: str) -> str:
+        if not receipt_id or receipt_id != self._context_receipt or self._context is None:
+            return ""
+        if self._context_text is None:
+            self._context_text = self._context()
+        return self._context_text
+
     def dead_letter(self, kind: str, reason: str, payload: bytes | str, *, shard_id: int = -1,
-                    receipt_id: str = "", contract_id: str = "") -> None:
+                    receipt_id: str = "", contract_id: str = "", log_index: int = -1) -> None:
         if isinstance(payload, bytes):
             payload = payload.decode("utf-8", errors="replace")
         seq = self._dead_seq.get(contract_id, 0)
-        self.rows.add("dead_letters", [self.height, shard_id, receipt_id, contract_id, kind, reason, payload, seq])
+        self.rows.add("dead_letters", [self.height, shard_id, receipt_id, contract_id, kind, reason, payload, seq,
+                                       log_index, self._context_of(receipt_id), DECODER_VERSION, ""])
         self._dead_seq[contract_id] = seq + 1
         metrics.DEAD_LETTERS.labels(kind=kind).inc()
         log.warning("dead letter", kind=kind, reason=reason, block_height=self.height, shard_id=shard_id,

@@ -119,3 +119,22 @@ class ReceiptBody(Struct):
 
 decode_receipt_body = msgspec.json.Decoder(ReceiptBody).decode
 decode_logs = msgspec.json.Decoder(list[str]).decode
+
+
+class ReceiptContext(Struct):
+    """A tracked receipt as a dead letter keeps it: the Lake outcome verbatim (its raw parts stay
+    raw) with where it executed, so that it decodes again exactly as it did in its block."""
+
+    height: int
+    block_hash: str
+    timestamp_ns: int
+    shard_id: int
+    index_in_block: int
+    tx_hash: str
+    role: str
+    outcome: ExecutionOutcomeWithReceipt
+    v: int = 1
+
+
+encode = msgspec.json.encode
+decode_receipt_context = msgspec.json.Decoder(ReceiptContext).decode

@@ -33,7 +33,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "block_height", "block_timestamp", "contract_id", "receiver_id", "solver_id", "receipt_id", "tx_hash",
         "method_name", "intent_ids", "success", "failure", "gas_burnt", "latency_s",
     ),
-    "dead_letters": ("block_height", "shard_id", "receipt_id", "contract_id", "kind", "reason", "payload", "seq"),
+    # log_index, context (the receipt to decode again), decoder_version, retry_token: migration 0003
+    "dead_letters": ("block_height", "shard_id", "receipt_id", "contract_id", "kind", "reason", "payload", "seq",
+                     "log_index", "context", "decoder_version", "retry_token"),
 }
 
 # Tables written per block range; all carry block_height, so a range can be deleted and redone.
