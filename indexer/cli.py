@@ -32,7 +32,7 @@ EXIT_CODES_HELP = (
 
 
 # Flags are generated from the Settings fields, so every setting has one, with the same help.
-_STORE_FIELDS = ("store", "database", "log_format", "log_level")
+_STORE_FIELDS = ("store", "database", "cluster", "log_format", "log_level")
 _INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS)
 
 
@@ -118,7 +118,7 @@ def _connect(settings: Settings, *, migrate: bool):  # type: ignore[no-untyped-d
     from indexer.store import migrations
     from indexer.store.client import Store
 
-    store = Store(settings.store, settings.database)
+    store = Store(settings.store, settings.database, settings.cluster)
     if migrate:
         try:
             applied = migrations.migrate(store)

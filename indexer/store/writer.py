@@ -191,7 +191,7 @@ def delete_rows(store: Store, ranges: Ranges) -> int:
         where = " OR ".join(conds)
         n = int(store.scalar(f"SELECT count() FROM {store.table(table)} WHERE {where}") or 0)
         if n:
-            store.command(f"DELETE FROM {store.table(table)} WHERE {where}")
+            store.command(f"DELETE FROM {store.delete_target(table)} WHERE {where}")
             removed += n
     if removed:
         log.info("deleted rows of an unfinished batch before writing them again", rows=removed,
