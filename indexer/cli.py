@@ -32,7 +32,7 @@ EXIT_CODES_HELP = (
 
 
 # Flags are generated from the Settings fields, so every setting has one, with the same help.
-_STORE_FIELDS = ("store", "database", "log_format", "log_level")
+_STORE_FIELDS = ("store", "database", "cluster", "log_format", "log_level")
 _INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS)
 
 
@@ -118,7 +118,7 @@ def _connect(settings: Settings, *, migrate: bool):  # type: ignore[no-untyped-d
     from indexer.store import migrations
     from indexer.store.client import Store
 
-    store = Store(settings.store, settings.database)
+    store = Store(settings.store, settings.database, settings.cluster)
     if migrate:
         try:
             applied = migrations.migrate(store)
@@ -348,8 +348,11 @@ def _log_progress(plan: Any, every: float = 10.0) -> Callable[[Any], None]:
               help="Last height to index, at least --from (default: the latest final block).")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bar (default: on a terminal; periodic log lines otherwise).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Split the range into this many contiguous parts, each its own stream (each resumes on its own), "
+                   "decoded by as many processes. On the embedded store this process writes what they decode.")
 @_reindex_option
-def backfill(from_height: int, to_height: int | None, show_progress: bool | None, reindex: bool,
+def backfill(from_height: int, to_height: int | None, show_progress: bool | None, workers: int, reindex: bool,
              **kwargs: Any) -> None:
     """Index the heights --from..--to and exit.
 
@@ -364,7 +367,10 @@ def backfill(from_height: int, to_height: int | None, show_progress: bool | None
     store = _open_store(settings, migrate=settings.auto_migrate)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
-    code = asyncio.run(_backfill(settings, store, from_height, to_height, show_progress, reindex))
+    if workers > 1:
+        code = asyncio.run(_backfill_parallel(settings, store, from_height, to_height, workers, reindex))
+    else:
+        code = asyncio.run(_backfill(settings, store, from_height, to_height, show_progress, reindex))
     sys.exit(code)
 
 
@@ -427,6 +433,62 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
             await metrics_runner.cleanup()
         store.close()
     return EXIT_RUNTIME
+
+
+async def _backfill_parallel(settings: Settings, store: Any, start: int, end: int | None, workers: int,
+                             reindex: bool = False) -> int:
+    """``backfill --workers N``: the parts run in N processes (indexer/parallel.py)."""
+    from indexer.parallel import Parallel, WorkerError, plan_parts
+    from indexer.sources import SourceError, open_source
+    from indexer.store.streams import LeaseError
+    from indexer.store.writer import FingerprintError
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        async with open_source(settings) as source:
+            end, parts = await plan_parts(store, settings, source, start, end, workers, reindex=reindex)
+        if end < start:
+            _fail(f"--from {start} is beyond the source's latest final block {end}: "
+                  "give a lower --from, or wait for the chain to get there", EXIT_CONFIG)
+        if all(p.plan is None for p in parts):
+            log.info("range already indexed; nothing to do (--reindex writes it again)", workers=len(parts))
+            return EXIT_OK
+        log.info("backfill", from_height=start, to_height=end, contracts=settings.contracts,
+                 parts=[f"{p.stream}: {p.plan.resume_height if p.plan else p.high + 1}..{p.high}" for p in parts])
+        outcome = await Parallel(settings, store, parts, _log_parallel_progress(start, end)).run(stop)
+        summary = dict(blocks=outcome.blocks, rows=outcome.rows, chain_breaks=outcome.chain_breaks,
+                       seconds=round(outcome.elapsed, 2), blocks_per_s=round(outcome.blocks / outcome.elapsed, 1),
+                       mb_per_s=round(outcome.bytes / outcome.elapsed / 1e6, 1), workers=len(parts),
+                       heights=outcome.heights)
+        if not outcome.finished:
+            resume = _resume_command()
+            log.warning(f"backfill stopped before --to {end}; resume with: {resume}", resume=resume, **summary)
+            return EXIT_STOPPED
+        log.info("backfill finished", **summary)
+        return EXIT_OK
+    except FingerprintError as exc:
+        _fail(str(exc), EXIT_CONFIG)
+    except (SourceError, LeaseError, WorkerError) as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    return EXIT_RUNTIME
+
+
+def _log_parallel_progress(start: int, end: int, every: float = 10.0) -> Callable[[Any], None]:
+    last = [time.monotonic()]
+
+    def report(o: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] < every:
+            return
+        last[0] = now
+        done = sum(max(0, h - p.low + 1) for p in o.parts for h in [o.heights.get(p.stream, p.low - 1)])
+        log.info("progress", heights_done=done, percent=round(100 * done / max(end - start + 1, 1), 1),
+                 rows=o.rows, streams=o.heights)
+
+    return report
 
 
 async def _with_progress_bar(settings: Settings, store: Any, source: Any, plan: Any, stop: asyncio.Event) -> Any:

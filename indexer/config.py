@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from indexer.decode.roles import Role  # what each --contract is; decoding gives the roles meaning
@@ -29,6 +29,7 @@ class ConfigError(Exception):
 # NEAR account ids (nearcore's AccountId rules): 2..64 characters; dot-separated parts of lowercase
 # letters and digits, where '-' and '_' may only stand between two of them. Implicit accounts
 # (64 hex characters, or 0x + 40 hex) follow the same rules.
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _ACCOUNT_PART = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 
 
@@ -129,6 +130,10 @@ class Settings(BaseSettings):
     store: str = Field("chdb://./data", description="ClickHouse DSN: chdb://PATH (embedded) or http(s)://user:pass@host:8123/db")
     database: str = Field("near_intents", description="ClickHouse database holding the tables")
     auto_migrate: bool = Field(True, description="apply pending migrations on run and backfill")
+    cluster: str | None = Field(
+        None, description="ClickHouse cluster name: DDL ON CLUSTER, Replicated tables, Distributed tables over "
+                          "<table>_local (a server store only; README \"Clusters\")"
+    )
 
     # --- source ---
     source: str = Field("auto", description="where blocks come from: lake | neardata | files:PATH | auto (lake with AWS credentials, else neardata)")
@@ -202,6 +207,24 @@ class Settings(BaseSettings):
         except ValueError:
             raise ConfigError(f"--store {_redact(v)!r}: the port is not a number") from None
         return v
+
+    @field_validator("cluster")
+    @classmethod
+    def _valid_cluster(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if not _CLUSTER_NAME.fullmatch(v):
+            raise ConfigError(f"--cluster {v!r} is not a cluster name: use the name of a cluster in the servers' "
+                              "remote_servers (letters, digits, '_', '-', '.')")
+        return v
+
+    @model_validator(mode="after")
+    def _cluster_needs_server(self) -> "Settings":
+        if self.cluster and self.store.startswith("chdb://"):
+            from indexer.store.cluster import embedded_cluster_message
+
+            raise ConfigError(embedded_cluster_message(self.cluster))
+        return self
 
     @field_validator("source")
     @classmethod

@@ -198,7 +198,7 @@ def delete_rows(store: Store, ranges: Ranges, *,
         where = " OR ".join(conds)
         n = int(store.scalar(f"SELECT count() FROM {store.table(table)} WHERE {where}") or 0)
         if n:
-            store.command(f"DELETE FROM {store.table(table)} WHERE {where}")
+            store.command(f"DELETE FROM {store.delete_target(table)} WHERE {where}")
             removed += n
     if removed:
         log.info(why, rows=removed, ranges={o: rs for o, rs in ranges.items()})
