@@ -162,7 +162,8 @@ class Settings(BaseSettings):
     solver_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="accounts known to be solvers")
     resolve_all_tx: bool = Field(
         False,
-        description="decode every shard so that every receipt's transaction hash is resolved (slower)",
+        description="decode every shard in full (slower); skipped shards are read for their receipt chains anyway, "
+                    "so tx hashes resolve either way",
     )
     tx_lookback_blocks: int = Field(
         250, ge=0, description="blocks after its transaction within which a receipt still gets its tx_hash; replayed on resume"
