@@ -16,7 +16,8 @@ from indexer.store.client import Store
 from indexer.store.migrations import DEFAULT_DIR, Migration, MigrationError
 
 TABLES = {"blocks", "receipts", "events", "intent_updates", "solver_executions", "dead_letters", "streams", "commits",
-          "schema_migrations"}
+          "schema_migrations", "rollup_cursors",
+          *(f"{n}_{g}" for n in ("solver_stats", "intent_stats", "receipt_stats", "block_stats") for g in ("1m", "1h", "1d"))}
 VIEWS = {"intents"}
 
 
@@ -43,7 +44,7 @@ def test_migrate_applies_all_and_records_versions(fresh: Store) -> None:
     files = sorted(p for p in DEFAULT_DIR.iterdir() if p.suffix == ".sql")
     done = migrations.migrate(fresh)
     assert [m.path for m in done] == files
-    assert [m.version for m in done] == list(range(1, len(files) + 1))
+    assert [m.version for m in done] == [int(p.name[:4]) for p in files]
     assert _applied_rows(fresh) == [
         (m.version, m.name, hashlib.sha256(m.path.read_text().encode()).hexdigest()) for m in done]
     assert done[0].name == "initial"
@@ -95,7 +96,7 @@ def test_new_migration_file_applies_only_itself(fresh: Store, folder: Path) -> N
     done = migrations.migrate(fresh, folder)
     assert [(m.version, m.name) for m in done] == [(99, "extra")]
     assert fresh.query(f"SELECT x, s FROM {fresh.table('extra')}")[1] == [(7, "a;b")]
-    assert [r[0] for r in _applied_rows(fresh)] == [*range(1, len(migrations.discover()) + 1), 99]
+    assert [r[0] for r in _applied_rows(fresh)] == [*(m.version for m in migrations.discover()), 99]
 
 
 def test_database_placeholder_substitution(chdb_store_path: Path) -> None:
