@@ -187,3 +187,61 @@ def test_rebuild_restores_buckets_changed_outside_the_feed(rstore, lake) -> None
                                f"FROM {rstore.table('blocks')}")[1][0]
     job.rebuild(rstore, first, last + 1)
     _check(rstore)
+
+
+CHECK = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from indexer.store.client import Store
+from rollupcheck import assert_rollups_exact, duplicates, ROLLUP_TABLES
+s = Store(sys.argv[1], "near_intents")
+assert_rollups_exact(s)
+assert duplicates(s) == {t: 0 for t in ROLLUP_TABLES}, duplicates(s)
+print("exact")
+"""
+
+
+def _exact_in_subprocess(store_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", CHECK, f"chdb://{store_path}", str(Path(__file__).parent)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "exact" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_rollup_command_once_rebuild_and_kill_9(tmp_path: Path, lake) -> None:  # type: ignore[no-untyped-def]
+    from clitools import cli, popen
+
+    root, truth = lake
+    low, high = _range(truth)
+    store = f"chdb://{tmp_path / 'store'}"
+    args = ["--source", f"files:{root}", "--store", store, "--no-progress"]
+    for spec in truth["contracts"]:
+        args += ["--contract", spec]
+    for account in truth["solver_accounts"]:
+        args += ["--solver-account", account]
+    cli("backfill", "--from", str(low), "--to", str(low + 120), "--batch-blocks", "30", *args, timeout=300)
+    first = cli("rollup", "--once", "--store", store).stdout
+    assert "solver_stats: 5 commits" in first and "block_stats: 5 commits" in first
+    assert "0 commits" in cli("rollup", "--once", "--store", store).stdout
+    # a rollup loop killed at whatever point it reached, with new commits waiting
+    cli("backfill", "--from", str(low + 121), "--to", str(high), "--batch-blocks", "30", *args, timeout=300)
+    loop = popen("rollup", "--interval", "0.1", "--store", store)
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and loop.poll() is None:
+        line = loop.stderr.readline()  # type: ignore[union-attr]
+        if "rolling up" in line:
+            break
+    loop.kill()
+    loop.wait(timeout=60)
+    cli("rollup", "--once", "--store", store)
+    _exact_in_subprocess(tmp_path / "store")
+    assert "rebuilt" in cli("rollup", "--rebuild", "--from", "2026-01-05T23:00:00Z", "--to", "2026-01-06",
+                            "--store", store).stdout
+    _exact_in_subprocess(tmp_path / "store")
+    bad = cli("rollup", "--rebuild", "--from", "yesterday", "--store", store, check=False)
+    assert bad.returncode == 2 and "is not a time" in bad.stderr
+    assert cli("rollup", "--from", "2026-01-05", "--store", store, check=False).returncode == 2
