@@ -236,7 +236,8 @@ class _Daemon:
                 await self._round()
         finally:
             if background is not None:
-                background.cancel()
+                # let a round in progress finish before the store closes under it
+                self.stop.set()
                 await asyncio.gather(background, return_exceptions=True)
             if metrics_runner is not None:
                 await metrics_runner.cleanup()

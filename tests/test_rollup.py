@@ -245,3 +245,28 @@ def test_rollup_command_once_rebuild_and_kill_9(tmp_path: Path, lake) -> None:  
     bad = cli("rollup", "--rebuild", "--from", "yesterday", "--store", store, check=False)
     assert bad.returncode == 2 and "is not a time" in bad.stderr
     assert cli("rollup", "--from", "2026-01-05", "--store", store, check=False).returncode == 2
+
+
+def test_backfill_killed_mid_way_then_resumed(tmp_path: Path, lake) -> None:  # type: ignore[no-untyped-def]
+    """kill -9 a backfill after some batches, roll up what it committed, resume it, roll up again."""
+    from clitools import LogReader, cli, popen
+
+    root, truth = lake
+    low, high = _range(truth)
+    store = f"chdb://{tmp_path / 'store'}"
+    args = ["backfill", "--from", str(low), "--to", str(high), "--batch-blocks", "20", "--source", f"files:{root}",
+            "--store", store, "--no-progress", "--log-level", "debug"]
+    for spec in truth["contracts"]:
+        args += ["--contract", spec]
+    for account in truth["solver_accounts"]:
+        args += ["--solver-account", account]
+    proc = popen(*args)
+    reader = LogReader(proc)
+    reader.wait_for(lambda e: e.get("event") == "batch stored" and e.get("height", 0) > low + 60, timeout=240)
+    proc.kill()
+    proc.wait(timeout=60)
+    cli("rollup", "--once", "--store", store)
+    _exact_in_subprocess(tmp_path / "store")
+    cli(*[a for a in args if a not in ("--log-level", "debug")], timeout=300)
+    cli("rollup", "--once", "--store", store)
+    _exact_in_subprocess(tmp_path / "store")
