@@ -230,14 +230,32 @@ class _Daemon:
     async def run(self) -> None:
         _install_signal_handlers(self.stop)
         metrics_runner = await serve_health(self.settings, self.health)
+        background = self._start_rollups()
         try:
             while not self.stop.is_set():
                 await self._round()
         finally:
+            if background is not None:
+                # let a round in progress finish before the store closes under it
+                self.stop.set()
+                await asyncio.gather(background, return_exceptions=True)
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
             if self.store is not None:
                 self.store.close()
+
+    def _start_rollups(self) -> asyncio.Task[None] | None:
+        """Rollups every --rollup-interval, each followed by a refresh of the /metrics rollup gauges."""
+        from indexer.exporter import install
+        from indexer.rollup.runner import run_forever
+
+        exporter = install(self.settings.exporter_top_solvers)
+        serving = self.settings.metrics_port is not None
+        if not self.settings.rollup_interval and not serving:
+            return None
+        return asyncio.create_task(run_forever(
+            lambda: self.store, self.settings.rollup_interval or 10.0, self.stop,
+            exporter.gauges.refresh if serving else None, rollups=self.settings.rollup_interval > 0))
 
     async def _round(self) -> None:
         """One attempt: index until stopped, or handle the failure that ended it."""
@@ -393,6 +411,9 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
     _install_signal_handlers(stop)
     health = Health(settings.ready_max_lag_blocks)
     health.store_ok()  # opened by the caller
+    from indexer.exporter import install
+
+    install(settings.exporter_top_solvers)  # counters of the rows this backfill commits
     metrics_runner = await serve_health(settings, health)
     try:
         async with open_source(settings) as source:
@@ -506,6 +527,85 @@ async def _with_progress_bar(settings: Settings, store: Any, source: Any, plan: 
                        rate=f"{p.blocks / p.elapsed:,.0f} blocks/s {p.bytes / p.elapsed / 1e6:,.1f} MB/s")
 
         return await Pipeline(settings, store, source, plan, update).run(stop)
+
+
+def _parse_time(value: str | None, param: str) -> int | None:
+    """Unix seconds from unix seconds or an ISO 8601 time (UTC unless it names its zone)."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a time: give unix seconds or ISO 8601, e.g. "
+                                 "2026-01-05T00:00:00Z or 2026-01-05", param_hint=param) from None
+    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp())
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_store_options
+@click.option("--once", is_flag=True, help="Apply the commits since each job's cursor once and exit.")
+@click.option("--rebuild", is_flag=True, help="Recompute every bucket of --from..--to from the base tables "
+                                              "(cursors stay where they are) and exit.")
+@click.option("--from", "from_time", help="With --rebuild: first time (unix seconds or ISO 8601, UTC); "
+                                           "default the oldest indexed block.")
+@click.option("--to", "to_time", help="With --rebuild: end time, excluded; default just after the newest block.")
+@click.option("--interval", type=click.FloatRange(min=0.1), help="Seconds between runs when neither --once nor "
+                                                               "--rebuild is given. [default: --rollup-interval]")
+def rollup(once: bool, rebuild: bool, from_time: str | None, to_time: str | None, interval: float | None,
+           **kwargs: Any) -> None:
+    """Update the rollup tables (solver_stats_*, intent_stats_*, receipt_stats_*, block_stats_*).
+
+    Without --once or --rebuild it runs every --interval seconds until SIGINT/SIGTERM. `run`
+    does the same by itself (--rollup-interval); one rollup process per store at a time.
+    """
+    start, end = _parse_time(from_time, "'--from'"), _parse_time(to_time, "'--to'")
+    if (start is not None or end is not None) and not rebuild:
+        raise click.UsageError("--from and --to go with --rebuild")
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter(f"--to {to_time} is not after --from {from_time}", param_hint="'--to'")
+    settings = _settings(kwargs)
+    from indexer.rollup import job
+
+    store = _open_store(settings, migrate=settings.auto_migrate)
+    try:
+        if rebuild:
+            _rebuild(store, start, end)
+        elif once:
+            for r in job.run_all(store):
+                click.echo(f"{r.job}: {r.commits} commits, {r.buckets} buckets in {r.seconds:.3f} s")
+        else:
+            asyncio.run(_rollup_forever(store, interval or settings.rollup_interval or 10.0))
+    finally:
+        store.close()
+
+
+def _rebuild(store: Any, start: int | None, end: int | None) -> None:
+    from indexer.rollup import job
+
+    if start is None or end is None:
+        if not store.scalar(f"SELECT count() FROM {store.table('blocks')}"):
+            click.echo("no blocks indexed: nothing to rebuild")
+            return
+        lo, hi = store.query(f"SELECT toUnixTimestamp(min(block_timestamp)), toUnixTimestamp(max(block_timestamp)) "
+                             f"FROM {store.table('blocks')}")[1][0]
+        start = lo if start is None else start
+        end = hi + 1 if end is None else end
+    written = job.rebuild(store, start, end)
+    click.echo(f"rebuilt {written} buckets of {start}..{end}")
+
+
+async def _rollup_forever(store: Any, interval: float) -> None:
+    from indexer.rollup.runner import run_forever
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    log.info("rolling up", interval_s=interval)
+    await run_forever(lambda: store, interval, stop)
 
 
 @main.command(epilog=EXIT_CODES_HELP)

@@ -187,6 +187,14 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="lowest level logged")
     metrics_port: int | None = Field(None, description="serve Prometheus /metrics, /healthz and /readyz on this port while running")
     metrics_host: str = Field("127.0.0.1", description="address of the /metrics, /healthz and /readyz listener")
+    rollup_interval: float = Field(
+        10.0, ge=0, description="seconds between rollup runs inside run, each followed by a refresh of the rollup "
+                                "gauges on /metrics (0: no rollups in the daemon; `intents-indexer rollup` runs them)"
+    )
+    exporter_top_solvers: int = Field(
+        20, ge=1, description="solvers per contract with their own label on /metrics (the most executions in 24h); "
+                              "the others are summed as solver 'other'"
+    )
     ready_max_lag_blocks: int = Field(
         100, ge=0, description="/readyz answers 503 while the newest stored block is more than this many blocks "
                                "behind the chain head"

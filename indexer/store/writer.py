@@ -157,6 +157,8 @@ class Writer:
         if rest is None:
             self.leftover = None
         self._report(batch, rows, decision, time.perf_counter() - started)
+        for observe in metrics.COMMITTED_ROWS_OBSERVERS:
+            observe(rows)
         return decision
 
     def _report(self, batch: Batch, rows: Rows, decision: Decision, elapsed: float) -> None:
