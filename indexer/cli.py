@@ -1,4 +1,4 @@
-"""``intents-indexer``: run, backfill, migrate, status, query, simulate."""
+"""``intents-indexer``: run, backfill, serve, migrate, status, query, simulate."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ EXIT_CODES_HELP = (
 
 # Flags are generated from the Settings fields, so every setting has one, with the same help.
 _STORE_FIELDS = ("store", "database", "cluster", "log_format", "log_level")
-_INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS)
+_API_FIELDS = tuple(f for f in Settings.model_fields if f.startswith("api_") or f == "redis_url")
+_INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS and f not in _API_FIELDS)
+_LIST_FIELDS = ("contracts", "solver_accounts", "api_trusted_proxies", "api_cors_origins")
 
 
 def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -50,7 +52,7 @@ def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     annotation = field.annotation
     if annotation is bool:
         return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=text)
-    if name in ("contracts", "solver_accounts"):
+    if name in _LIST_FIELDS:
         return click.option(flag, name, multiple=True, help=text + " Repeatable.")
     choices = getattr(annotation, "__args__", None)
     if getattr(annotation, "__origin__", None) is Literal and choices:
@@ -77,13 +79,14 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _ingest_options = _options(_INGEST_FIELDS)
+_api_options = _options(_API_FIELDS)
 
 
 def _flag_values(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """(--config file, settings given as flags); repeatable flags not given are left out."""
     overrides = dict(kwargs)
     config_file = overrides.pop("config_file", None)
-    for key in ("contracts", "solver_accounts"):
+    for key in _LIST_FIELDS:
         if overrides.get(key):
             overrides[key] = list(overrides[key])
         else:
@@ -194,6 +197,7 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 @main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
+@_api_options
 @click.option("--start-block", type=click.IntRange(min=0), help="Height to start from when there is no checkpoint yet "
                                               "(default: the latest final block).")
 @_reindex_option
@@ -226,6 +230,8 @@ class _Daemon:
         self.store: Any = None
         self.delay = settings.retry_base_delay
         self.health = Health(settings.ready_max_lag_blocks)
+        self.api: Any = None  # the API's runner, with --api-port
+        self.api_store: Any = None  # the API's own connection to a ClickHouse server
 
     async def run(self) -> None:
         _install_signal_handlers(self.stop)
@@ -239,10 +245,27 @@ class _Daemon:
                 # let a round in progress finish before the store closes under it
                 self.stop.set()
                 await asyncio.gather(background, return_exceptions=True)
+            if self.api is not None:
+                await self.api.cleanup()
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
             if self.store is not None:
                 self.store.close()
+            if self.api_store is not None:
+                self.api_store.close()
+
+    async def _start_api(self) -> None:
+        """With --api-port, serve the API once the store is open. The embedded store allows one
+        process, so the API shares the daemon's connection; a server gets a connection of its own
+        (the daemon's is replaced when it reconnects)."""
+        if self.settings.api_port is None or self.api is not None:
+            return
+        from indexer.api.app import start
+        from indexer.store.client import Store
+
+        if not self.store.embedded:
+            self.api_store = await asyncio.to_thread(Store, self.settings.store, self.settings.database)
+        self.api = await start(self.settings, self.store if self.store.embedded else self.api_store)
 
     def _start_rollups(self) -> asyncio.Task[None] | None:
         """Rollups every --rollup-interval, each followed by a refresh of the /metrics rollup gauges."""
@@ -270,6 +293,7 @@ class _Daemon:
 
         try:
             await self._connect_store()
+            await self._start_api()
             await self._index()
         except FingerprintError as exc:
             _fail(str(exc), EXIT_CONFIG)
@@ -546,6 +570,9 @@ def _parse_time(value: str | None, param: str) -> int | None:
     return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp())
 
 
+DEFAULT_API_PORT = 8080
+
+
 @main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @click.option("--once", is_flag=True, help="Apply the commits since each job's cursor once and exit.")
@@ -580,6 +607,44 @@ def rollup(once: bool, rebuild: bool, from_time: str | None, to_time: str | None
                 click.echo(f"{r.job}: {r.commits} commits, {r.buckets} buckets in {r.seconds:.3f} s")
         else:
             asyncio.run(_rollup_forever(store, interval or settings.rollup_interval or 10.0))
+    finally:
+        store.close()
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_store_options
+@_api_options
+def serve(**kwargs: Any) -> None:
+    """Serve the HTTP API alone, against a ClickHouse server store.
+
+    Several replicas can run behind a load balancer, sharing Redis (--redis-url) for the cache and
+    the rate limits. --api-port defaults to 8080. The embedded store is refused: it allows one
+    process per data path; serve the API inside the daemon with `run --api-port` instead.
+    SIGINT/SIGTERM stop it (exit 0).
+    """
+    settings = _settings(kwargs)
+    if settings.store.startswith("chdb://"):
+        _fail(f"serve needs a ClickHouse server store (--store http://user:pass@host:8123/db), not the embedded "
+              f"{settings.store}: an embedded store allows one process per data path, which the indexer holds. "
+              "Serve the API inside the daemon instead: intents-indexer run --api-port PORT", EXIT_CONFIG)
+    if settings.api_port is None:
+        settings = settings.model_copy(update={"api_port": DEFAULT_API_PORT})
+    store = _open_store(settings, migrate=False)
+    asyncio.run(_serve(settings, store))
+
+
+async def _serve(settings: Settings, store: Any) -> None:
+    from indexer.api.app import start
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        try:
+            runner = await start(settings, store)
+        except OSError as exc:
+            _fail(f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror or exc}")
+        await stop.wait()
+        await runner.cleanup()
     finally:
         store.close()
 
@@ -837,6 +902,7 @@ _SECRET_ENV = {"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 @main.command("config", epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
+@_api_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output: an aligned table, or JSON.")
 def config_command(fmt: str, **kwargs: Any) -> None:
