@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from indexer.decode.roles import Role  # what each --contract is; decoding gives the roles meaning
@@ -29,6 +29,7 @@ class ConfigError(Exception):
 # NEAR account ids (nearcore's AccountId rules): 2..64 characters; dot-separated parts of lowercase
 # letters and digits, where '-' and '_' may only stand between two of them. Implicit accounts
 # (64 hex characters, or 0x + 40 hex) follow the same rules.
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _ACCOUNT_PART = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 
 
@@ -129,6 +130,10 @@ class Settings(BaseSettings):
     store: str = Field("chdb://./data", description="ClickHouse DSN: chdb://PATH (embedded) or http(s)://user:pass@host:8123/db")
     database: str = Field("near_intents", description="ClickHouse database holding the tables")
     auto_migrate: bool = Field(True, description="apply pending migrations on run and backfill")
+    cluster: str | None = Field(
+        None, description="ClickHouse cluster name: DDL ON CLUSTER, Replicated tables, Distributed tables over "
+                          "<table>_local (a server store only; README \"Clusters\")"
+    )
 
     # --- source ---
     source: str = Field("auto", description="where blocks come from: lake | neardata | files:PATH | auto (lake with AWS credentials, else neardata)")
@@ -142,6 +147,10 @@ class Settings(BaseSettings):
     retry_base_delay: float = Field(0.2, gt=0, description="first retry delay in seconds; doubles each try")
     retry_max_delay: float = Field(10.0, gt=0, description="longest delay between retries in seconds")
     poll_interval: float = Field(0.3, gt=0, description="seconds between polls for a new block at the chain head")
+    wait_log_interval: float = Field(
+        10.0, ge=0, description="seconds between info lines while a source waits for a block, shard or host "
+                                "(the first retry is always logged)"
+    )
     strict_chain: bool = Field(False, description="stop when a block's prev_hash does not match the previous block")
 
     # --- what to index ---
@@ -153,7 +162,8 @@ class Settings(BaseSettings):
     solver_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="accounts known to be solvers")
     resolve_all_tx: bool = Field(
         False,
-        description="decode every shard so that every receipt's transaction hash is resolved (slower)",
+        description="decode every shard in full (slower); skipped shards are read for their receipt chains anyway, "
+                    "so tx hashes resolve either way",
     )
     tx_lookback_blocks: int = Field(
         250, ge=0, description="blocks after its transaction within which a receipt still gets its tx_hash; replayed on resume"
@@ -177,6 +187,14 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="lowest level logged")
     metrics_port: int | None = Field(None, description="serve Prometheus /metrics, /healthz and /readyz on this port while running")
     metrics_host: str = Field("127.0.0.1", description="address of the /metrics, /healthz and /readyz listener")
+    rollup_interval: float = Field(
+        10.0, ge=0, description="seconds between rollup runs inside run, each followed by a refresh of the rollup "
+                                "gauges on /metrics (0: no rollups in the daemon; `intents-indexer rollup` runs them)"
+    )
+    exporter_top_solvers: int = Field(
+        20, ge=1, description="solvers per contract with their own label on /metrics (the most executions in 24h); "
+                              "the others are summed as solver 'other'"
+    )
     ready_max_lag_blocks: int = Field(
         100, ge=0, description="/readyz answers 503 while the newest stored block is more than this many blocks "
                                "behind the chain head"
@@ -263,6 +281,24 @@ class Settings(BaseSettings):
         except ValueError:
             raise ConfigError(f"--store {_redact(v)!r}: the port is not a number") from None
         return v
+
+    @field_validator("cluster")
+    @classmethod
+    def _valid_cluster(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if not _CLUSTER_NAME.fullmatch(v):
+            raise ConfigError(f"--cluster {v!r} is not a cluster name: use the name of a cluster in the servers' "
+                              "remote_servers (letters, digits, '_', '-', '.')")
+        return v
+
+    @model_validator(mode="after")
+    def _cluster_needs_server(self) -> "Settings":
+        if self.cluster and self.store.startswith("chdb://"):
+            from indexer.store.cluster import embedded_cluster_message
+
+            raise ConfigError(embedded_cluster_message(self.cluster))
+        return self
 
     @field_validator("source")
     @classmethod

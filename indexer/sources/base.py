@@ -7,18 +7,16 @@ settings lives in :mod:`indexer.sources.factory`.
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import structlog
 
 if TYPE_CHECKING:
     from indexer.config import Settings
-
-log = structlog.get_logger(__name__)
 
 
 class _Chunk(msgspec.Struct):
@@ -109,6 +107,36 @@ async def ordered_prefetch(
             t = pending.get_nowait()
             if t is not None:
                 t.cancel()
+
+
+class WaitNotice:
+    """Makes one wait of a source visible: an info line on its first retry, then one every ``interval`` s.
+
+    A late shard or an unreachable host is retried for a minute or more; logged at debug only,
+    the operator would see nothing all that time. ``clock`` is the source's, so that tests can
+    drive it.
+    """
+
+    def __init__(self, logger: Any, source: str, awaited: str, tries: int, interval: float,
+                 clock: Callable[[], float] = time.monotonic, **fields: Any):
+        self._log = logger  # bound to the source's name
+        self.source = source
+        self.awaited = awaited
+        self.tries = tries
+        self._interval = interval
+        self._clock = clock
+        self._fields = fields
+        self._next_at: float | None = None
+
+    def retry(self, attempt: int, delay: float, reason: str) -> None:
+        """Try ``attempt`` (1-based) failed for ``reason``; the next one comes in ``delay`` seconds."""
+        now = self._clock()
+        if self._next_at is not None and now < self._next_at:
+            return
+        self._next_at = now + self._interval
+        self._log.info(f"waiting for {self.awaited} from the {self.source} source: try {attempt} of {self.tries} "
+                       f"failed ({reason}), next try in {delay:g} s", awaited=self.awaited, attempt=attempt,
+                       tries=self.tries, next_try_s=delay, reason=reason, **self._fields)
 
 
 def backoff_delays(settings: "Settings") -> list[float]:
