@@ -51,7 +51,8 @@ class Intent(BaseModel):
     signer_id: str | None
     solver_id: str | None
     referral: str | None
-    accounts: list[str] = Field(description="every account the intent involves: signer, solver, referral")
+    accounts: list[str] = Field(description="every account the intent involves: signer, solver, referral, and "
+                                           "the accounts it moves tokens for")
     tokens: list[TokenAmount]
     deadline: str | None
     attempts: int = Field(description="receipts that executed or failed it (a failed batch can be sent again)")
