@@ -38,7 +38,7 @@ HOT = 200
 
 def _serve(path: str, port: int, intents: int) -> None:
     """Child: fill a store, serve the API, then commit a change to intent 0 on each stdin line."""
-    from apiserver import UPDATE_COLUMNS, commit, update
+    from apiserver import commit, insert_updates, update
 
     from indexer import logs
     from indexer.api.app import start
@@ -53,7 +53,7 @@ def _serve(path: str, port: int, intents: int) -> None:
                    kinds=["token_diff"], tokens=["nep141:wrap.near", "nep141:usdc.near"], amounts=["-5", "17"])
             for i in range(intents)]
     for i in range(0, len(rows), 10_000):
-        store.insert_rows("intent_updates", UPDATE_COLUMNS, rows[i:i + 10_000])
+        insert_updates(store, rows[i:i + 10_000])
     commit(store, "bench", 1, ["intents.near"], 1000, 1000 + intents)
     settings = load_settings(api_port=port, api_read_limit="100000000/minute", api_local_cache_ttl=60)
 
@@ -67,8 +67,8 @@ def _serve(path: str, port: int, intents: int) -> None:
             if not line:
                 break
             height, seq = height + 1, seq + 1
-            await asyncio.to_thread(store.insert_rows, "intent_updates", UPDATE_COLUMNS,
-                                    [update(height, "intent-0", "failed", failure=f"change {seq}")])
+            await asyncio.to_thread(insert_updates, store, [update(height, "intent-0", "failed",
+                                                                   failure=f"change {seq}")])
             await asyncio.to_thread(commit, store, "bench", seq, ["intents.near"], height, height)
             print(json.dumps({"committed_at": time.time()}), flush=True)
         await runner.cleanup()

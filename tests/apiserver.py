@@ -190,13 +190,14 @@ def insert_updates(store: Any, rows: list[list[Any]]) -> None:
     store.insert_rows("intent_lookups", LOOKUP_COLUMNS, lookups)
 
 
-def commit(store: Any, stream: str, seq: int, owners: list[str], low: int, high: int) -> None:
+def commit(store: Any, stream: str, seq: int, owners: list[str], low: int, high: int,
+           times_ms: tuple[int, int] = (MS, MS)) -> None:
     """A committed batch in the change feed, as a writer leaves it: the commits row, then the
-    stream's state at that seq."""
+    stream's state at that seq. ``times_ms``: the block times the batch spans."""
     from indexer.store import commits
 
-    commits.append(store, commits.Commit(stream, seq, tuple(owners), low, high, MS, MS, {"intent_updates": 1}, False),
-                   token=uuid.uuid4().hex)
+    commits.append(store, commits.Commit(stream, seq, tuple(owners), low, high, times_ms[0], times_ms[1],
+                                         {"intent_updates": 1}, False), token=uuid.uuid4().hex)
     store.insert_rows("streams", ("stream", "version", "owners", "height", "commit_seq"),
                       [[stream, seq, owners, high, seq]])
 

@@ -107,3 +107,29 @@ class Readiness(BaseModel):
     reason: str
     store: str
     redis: str
+
+
+class Percentiles(BaseModel):
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+class SolverStats(BaseModel):
+    solver_id: str = Field(description="the solver, or * for every execution of the window (the network)")
+    executions: int
+    successes: int
+    failures: int
+    success_ratio: float | None = Field(description="successes / executions; null without executions")
+    failures_by_reason: dict[str, int] = Field(description="the panic text -> executions that failed with it")
+    gas_burnt: str = Field(description="gas burnt by the executions, exact (decimal string)")
+    gas: Percentiles = Field(description="gas per execution")
+    latency_s: Percentiles = Field(description="workshop solvers: seconds from verification to the solver's answer")
+    latency_mean_s: float | None
+
+
+class SolverWindow(BaseModel):
+    window: Literal["5m", "1h", "24h", "7d"]
+    until: datetime | None = Field(description="end of the window: the newest rolled-up bucket (block time)")
+    network: SolverStats | None = Field(description="every solver together, for comparison")
+    solvers: list[SolverStats]

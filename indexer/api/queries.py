@@ -262,3 +262,36 @@ def intents_changed(store: Store, owners: list[str], low: int, high: int) -> lis
         f"SELECT DISTINCT contract_id, intent_id FROM {store.table('intent_updates')} WHERE receiver_id IN {{o:Array(String)}} "
         "AND block_height BETWEEN {lo:UInt64} AND {hi:UInt64}", {"o": owners, "lo": low, "hi": high})
     return [(str(c), str(i)) for c, i in rows]
+
+
+# --- solver statistics, from the rollups (migrations/0005_rollups.sql) ------------------------
+
+WINDOWS = {"5m": (300, "1m"), "1h": (3600, "1m"), "24h": (86_400, "1h"), "7d": (604_800, "1h")}
+NETWORK = "*"  # the rollups' network-wide row
+
+
+def solver_stats(store: Store, window: str, contract: str | None = None, solver: str | None = None
+                 ) -> tuple[datetime | None, list[dict[str, Any]]]:
+    """(end of the window, one row per solver and the network row '*') over the ``window`` of
+    buckets ending at the newest bucket the rollups hold (block time, not this host's clock)."""
+    seconds, grain = WINDOWS[window]
+    table = store.table(f"solver_stats_{grain}")
+    end = store.scalar(f"SELECT toUnixTimestamp(max(bucket)) FROM {table}")
+    if not end:
+        return None, []
+    where = "bucket > toDateTime({lo:UInt32}, 'UTC') AND bucket <= toDateTime({hi:UInt32}, 'UTC')"
+    params: dict[str, Any] = {"lo": int(end) - seconds, "hi": int(end)}
+    if contract:
+        where += " AND contract_id = {contract:String}"
+        params["contract"] = contract
+    if solver:
+        where += " AND solver_id IN ({solver:String}, '*')"
+        params["solver"] = solver
+    cols, rows = store.query(
+        f"SELECT toString(solver_id) AS solver_id, sum(executions) AS executions, sum(successes) AS successes, "
+        f"sum(failures) AS failures, sumMap(failure_reasons) AS reasons, toString(sum(gas_burnt)) AS gas_burnt, "
+        f"quantilesExactMerge(0.5, 0.9, 0.99)(gas_quantiles) AS gas_q, sum(latency_count) AS latency_count, "
+        f"sum(latency_sum) AS latency_sum, quantilesExactMerge(0.5, 0.9, 0.99)(latency_quantiles) AS latency_q "
+        f"FROM {table} WHERE {where} GROUP BY solver_id ORDER BY executions DESC, solver_id", params)
+    grain_s = 60 if grain == "1m" else 3600
+    return datetime.fromtimestamp(int(end) + grain_s, timezone.utc), [dict(zip(cols, r)) for r in rows]
