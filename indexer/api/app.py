@@ -25,7 +25,7 @@ from indexer.api import metrics, queries
 from indexer.api.backend import Redis
 from indexer.api.cache import IntentCache, LocalCache
 from indexer.api.live import Hub
-from indexer.api.models import Percentiles, SolverStats, SolverWindow, Status
+from indexer.api.models import Percentiles, SolverStats, SolverWindow, Status, StatusStats, Throughput
 from indexer.api.openapi import PROBLEM, document
 from indexer.api.ratelimit import Limiter, LimiterUnavailable, client_id
 from indexer.api.validate import validate
@@ -51,7 +51,7 @@ LIST_PARAMS = frozenset({"account", "solver", "status", "contract", "since", "un
 DEFAULT_PAGE = 50
 # Rate-limit policy of each route (by name); routes not named here are not limited.
 ROUTE_POLICY = {"intent": "reads", "intents": "reads", "validate": "validate", "ws": "reads", "solvers": "reads",
-                "solver": "reads"}
+                "solver": "reads", "stats_status": "reads", "stats_throughput": "reads"}
 
 
 class ApiError(Exception):
@@ -301,6 +301,24 @@ async def solver(request: web.Request) -> web.Response:
     return _json(body.model_dump_json().encode())
 
 
+async def stats_status(request: web.Request) -> web.Response:
+    window, contract = _window(request), _account_param(request, "contract")
+    until, counts = await _store_call(queries.status_stats, request.app[STORE], window, contract)
+    return _json(StatusStats(window=window, until=until, contracts=counts).model_dump_json().encode())
+
+
+async def stats_throughput(request: web.Request) -> web.Response:
+    window, contract = _window(request), _account_param(request, "contract")
+    until, t = await _store_call(queries.throughput_stats, request.app[STORE], window, contract)
+    seconds = queries.WINDOWS[window][0]
+    t = t or {"blocks": 0, "receipts": 0, "receipt_successes": 0, "receipt_failures": 0, "gas_burnt": "0",
+              "intent_updates": 0}
+    body = Throughput(window=window, until=until, seconds=seconds, **t,
+                      receipts_per_s=round(t["receipts"] / seconds, 6),
+                      intent_updates_per_s=round(t["intent_updates"] / seconds, 6))
+    return _json(body.model_dump_json().encode())
+
+
 async def validate_intent(request: web.Request) -> web.Response:
     raw = await request.read()
     if len(raw) > VALIDATE_MAX_BYTES:
@@ -403,6 +421,8 @@ def create_app(settings: Settings, store: Store, now: Clock | None = None) -> we
     app.router.add_get("/api/v1/intents", list_intents, name="intents")
     app.router.add_get("/api/v1/solvers", solvers, name="solvers")
     app.router.add_get("/api/v1/solvers/{solver_id}", solver, name="solver")
+    app.router.add_get("/api/v1/stats/status", stats_status, name="stats_status")
+    app.router.add_get("/api/v1/stats/throughput", stats_throughput, name="stats_throughput")
     app.router.add_get("/api/v1/ws", websocket, name="ws")
     app.router.add_get("/api/v1/openapi.json", openapi, name="openapi")
     app.router.add_get("/healthz", healthz, name="healthz")

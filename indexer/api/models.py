@@ -133,3 +133,25 @@ class SolverWindow(BaseModel):
     until: datetime | None = Field(description="end of the window: the newest rolled-up bucket (block time)")
     network: SolverStats | None = Field(description="every solver together, for comparison")
     solvers: list[SolverStats]
+
+
+class StatusStats(BaseModel):
+    window: Literal["5m", "1h", "24h", "7d"]
+    until: datetime | None
+    contracts: dict[str, dict[str, int]] = Field(
+        description="contract -> status -> intents with an update of that status in the window (an intent that "
+                    "failed and then executed counts under both)")
+
+
+class Throughput(BaseModel):
+    window: Literal["5m", "1h", "24h", "7d"]
+    until: datetime | None
+    seconds: int
+    blocks: int
+    receipts: int = Field(description="receipts of the tracked contracts")
+    receipt_successes: int
+    receipt_failures: int
+    gas_burnt: str
+    intent_updates: int
+    receipts_per_s: float
+    intent_updates_per_s: float

@@ -10,7 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from indexer import __version__
 from indexer.api.models import (Health, Intent, IntentPage, Problem, Readiness, SolverWindow, Status,
-                                 ValidationResult)
+                                 StatusStats, Throughput, ValidationResult)
 from indexer.api.validate import ValidateRequest
 
 REF = "#/components/schemas/{model}"
@@ -46,7 +46,8 @@ _WINDOW = {"name": "window", "in": "query", "required": False, "description": "t
 @cache
 def document() -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(m, "serialization") for m in (Intent, IntentPage, Problem, ValidationResult, Health, Readiness, SolverWindow)],
+        [(m, "serialization") for m in (Intent, IntentPage, Problem, ValidationResult, Health, Readiness, SolverWindow, StatusStats,
+                                                 Throughput)],
         ref_template=REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     request = TypeAdapter(ValidateRequest).json_schema(ref_template=REF, mode="validation")
@@ -102,6 +103,18 @@ def document() -> dict[str, Any]:
                                       "content": _json("SolverWindow")},
                               "400": _problem("a parameter is malformed"),
                               "404": _problem("no executions of this solver in the window"), **_LIMITED}}},
+            "/api/v1/stats/status": {"get": {
+                "operationId": "statusStats", "summary": "Intents by status over a window, per contract",
+                "parameters": [_WINDOW, _query("contract", "only this Verifier", _ACCOUNT)],
+                "responses": {"200": {"description": "counts", "headers": _RATE_HEADERS,
+                                      "content": _json("StatusStats")},
+                              "400": _problem("a parameter is malformed"), **_LIMITED}}},
+            "/api/v1/stats/throughput": {"get": {
+                "operationId": "throughputStats", "summary": "Blocks, receipts and intent updates over a window",
+                "parameters": [_WINDOW, _query("contract", "only this contract", _ACCOUNT)],
+                "responses": {"200": {"description": "totals and rates", "headers": _RATE_HEADERS,
+                                      "content": _json("Throughput")},
+                              "400": _problem("a parameter is malformed"), **_LIMITED}}},
             "/api/v1/ws": {"get": {
                 "operationId": "liveUpdates", "summary": "Live intent updates (WebSocket upgrade)",
                 "description": 'Send {"type": "subscribe" | "unsubscribe", "intent_hash": H} or {..., "account": A} '

@@ -295,3 +295,53 @@ def solver_stats(store: Store, window: str, contract: str | None = None, solver:
         f"FROM {table} WHERE {where} GROUP BY solver_id ORDER BY executions DESC, solver_id", params)
     grain_s = 60 if grain == "1m" else 3600
     return datetime.fromtimestamp(int(end) + grain_s, timezone.utc), [dict(zip(cols, r)) for r in rows]
+
+
+def _window_bounds(store: Store, family: str, window: str) -> tuple[str, dict[str, Any], datetime] | None:
+    """(table, bucket bounds, end) of the last ``window`` of a rollup family, or None before any."""
+    seconds, grain = WINDOWS[window]
+    table = store.table(f"{family}_{grain}")
+    end = store.scalar(f"SELECT toUnixTimestamp(max(bucket)) FROM {store.table(f'block_stats_{grain}')}")
+    if not end:
+        return None
+    grain_s = 60 if grain == "1m" else 3600
+    return table, {"lo": int(end) - seconds, "hi": int(end)}, datetime.fromtimestamp(int(end) + grain_s, timezone.utc)
+
+
+_BUCKETS = "bucket > toDateTime({lo:UInt32}, 'UTC') AND bucket <= toDateTime({hi:UInt32}, 'UTC')"
+
+
+def status_stats(store: Store, window: str, contract: str | None = None
+                 ) -> tuple[datetime | None, dict[str, dict[str, int]]]:
+    """Per contract, distinct intents with an update of each status in the window."""
+    bounds = _window_bounds(store, "intent_stats", window)
+    if bounds is None:
+        return None, {}
+    table, params, end = bounds
+    where = _BUCKETS + (" AND contract_id = {contract:String}" if contract else "")
+    _, rows = store.query(f"SELECT toString(contract_id), toString(status), uniqExactMerge(intent_ids) FROM {table} "
+                          f"WHERE {where} GROUP BY contract_id, status ORDER BY 1, 2",
+                          {**params, "contract": contract or ""})
+    out: dict[str, dict[str, int]] = {}
+    for c, status, n in rows:
+        out.setdefault(c, {})[status] = int(n)
+    return end, out
+
+
+def throughput_stats(store: Store, window: str, contract: str | None = None) -> tuple[datetime | None, dict[str, Any]]:
+    """Blocks, receipts (and how many failed) and intent updates in the window."""
+    bounds = _window_bounds(store, "receipt_stats", window)
+    if bounds is None:
+        return None, {}
+    table, params, end = bounds
+    grain = WINDOWS[window][1]
+    by_contract = " AND contract_id = {contract:String}" if contract else ""
+    params = {**params, "contract": contract or ""}
+    blocks = store.scalar(f"SELECT sum(blocks) FROM {store.table(f'block_stats_{grain}')} WHERE {_BUCKETS}", params)
+    _, rows = store.query(f"SELECT sum(receipts), sum(successes), sum(failures), toString(sum(gas_burnt)) FROM {table} "
+                          f"WHERE {_BUCKETS}{by_contract}", params)
+    updates = store.scalar(f"SELECT sum(updates) FROM {store.table(f'intent_stats_{grain}')} "
+                           f"WHERE {_BUCKETS}{by_contract}", params)
+    receipts, successes, failures, gas = rows[0] if rows else (0, 0, 0, "0")
+    return end, {"blocks": int(blocks or 0), "receipts": int(receipts or 0), "receipt_successes": int(successes or 0),
+                 "receipt_failures": int(failures or 0), "gas_burnt": gas or "0", "intent_updates": int(updates or 0)}
