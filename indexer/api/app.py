@@ -388,9 +388,9 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _invalidation_ctx(app: web.Application) -> AsyncIterator[None]:
-    from indexer.api.invalidate import follow_commits
+    from indexer.api.fanout import follow
 
-    task = asyncio.create_task(follow_commits(app[STORE], app[CACHE], app[HUB].changed))
+    task = asyncio.create_task(follow(app[STORE], app[CACHE], app[HUB], app.get(REDIS)))
     yield
     task.cancel()
     try:
