@@ -225,3 +225,13 @@ def test_cli_refuses_a_cluster_on_the_embedded_store(tmp_path: Path) -> None:
     assert "needs a ClickHouse server" in result.output
     result = CliRunner().invoke(main, ["status", "--store", f"chdb://{tmp_path}"], env={"INDEXER_CLUSTER": CLUSTER})
     assert result.exit_code == 2 and "needs a ClickHouse server" in result.output
+
+
+def test_no_module_deletes_from_a_data_table_by_its_distributed_name() -> None:
+    # A lightweight DELETE does not pass through a Distributed table: every DELETE of a data table
+    # names Store.delete_target(), which is <table>_local ON CLUSTER on a cluster.
+    root = Path(__file__).resolve().parents[1] / "indexer"
+    offenders = [f"{p.relative_to(root)}:{n}" for p in root.rglob("*.py")
+                 for n, line in enumerate(p.read_text().splitlines(), 1)
+                 if re.search(r"DELETE FROM \{store\.table\(", line)]
+    assert offenders == []
