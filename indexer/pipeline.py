@@ -81,13 +81,14 @@ def stream_spec(settings: Settings, stream: str, start: int, end: int | None, *,
 
 
 async def plan_backfill(store: Store, settings: Settings, source: BlockSource, start: int, end: int | None, *,
-                        reindex: bool = False) -> Plan | None:
+                        reindex: bool = False, stream: str | None = None) -> Plan | None:
     """The plan of ``backfill --from start [--to end]``; None when that range is indexed already.
 
     Without ``end`` the stream is ``backfill:<start>-head``: the head at its first launch is stored
-    as its end, so an interrupted run resumes instead of starting over.
+    as its end, so an interrupted run resumes instead of starting over. ``stream`` names another
+    stream for the range (a part of a parallel backfill).
     """
-    stream = streams.backfill_stream(start, end)
+    stream = stream or streams.backfill_stream(start, end)
     state = await asyncio.to_thread(streams.read, store, stream)
     if end is None:
         end = state.end_height if state is not None and state.end_height is not None else await source.final_head()

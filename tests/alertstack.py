@@ -152,3 +152,53 @@ class Alertmanager:
             if states == expected or time.monotonic() > deadline:
                 return states
             time.sleep(0.2)
+
+
+def fast_rules(rules: Path, out: Path, wait: str = "1s") -> Path:
+    """alerts/rules.yml with every `for:` shortened to ``wait``, so a test sees alerts fire in
+    seconds; expressions, thresholds, labels and annotations stay as shipped."""
+    conf = yaml.safe_load(rules.read_text())
+    for group in conf["groups"]:
+        group["interval"] = "1s"
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = wait
+    out.write_text(yaml.safe_dump(conf, sort_keys=False))
+    return out
+
+
+class Prometheus:
+    """Prometheus scraping ``targets`` (job name -> host:port) every second, evaluating ``rules``
+    every second and sending alerts to ``alertmanager_url``."""
+
+    def __init__(self, workdir: Path, targets: dict[str, str], rules: Path, alertmanager_url: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
+            "rule_files": [str(rules)],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager_url.split("//", 1)[1]]}]}]},
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [t]}]} for job, t in targets.items()],
+        }
+        self.config = workdir / "prometheus.yml"
+        self.config.write_text(yaml.safe_dump(config))
+        self._cmd = [require(PROMETHEUS_BIN), f"--config.file={self.config}",
+                     f"--storage.tsdb.path={workdir / 'prom-data'}", f"--web.listen-address=127.0.0.1:{self.port}",
+                     "--log.level=warn"]
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Prometheus:
+        self._proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_http(f"{self.url}/-/ready", self._proc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._proc is not None
+        self._proc.terminate()
+        self._proc.wait(timeout=30)
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        from urllib.parse import urlencode
+
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{urlencode({'query': promql})}", timeout=10) as resp:
+            return json.load(resp)["data"]["result"]

@@ -18,7 +18,7 @@ from indexer import metrics
 from indexer.config import ContractSpec
 from indexer.decode.block import BlockDecoder, DecodedBlock, DecoderConfig
 from indexer.decode.nep297 import PREFIX
-from indexer.decode.rows import ts_string
+from indexer.decode.rows import COLUMNS, Rows, ts_string
 from indexer.sources.base import RawBlock
 
 try:
@@ -582,3 +582,41 @@ def test_role_decoder_crash_is_dead_lettered_and_the_receipt_kept(chain: list[Ra
     assert dl["kind"] == "receipt" and dl["receipt_id"] == MAIN_RECEIPT_ID
     assert "verifier decoder failed" in dl["reason"] and "decoder bug" in dl["reason"]
     assert json.loads(dl["payload"])["signed"]  # the call's arguments, for a later re-decode
+
+
+def _receipt_rows(rows: Rows, receipt_id: str) -> dict[str, list[list[Any]]]:
+    return {t: [r for r in rs if "receipt_id" in COLUMNS[t] and r[COLUMNS[t].index("receipt_id")] == receipt_id]
+            for t, rs in rows.tables.items()}
+
+
+def test_a_receipt_level_dead_letter_keeps_its_receipt_to_decode_again(chain: list[RawBlock],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer.decode import dip4
+
+    good = decoder("intents.near:verifier").decode(chain[0])
+    with monkeypatch.context() as m:
+        m.setattr(dip4, "decode_receipt", lambda *_: (_ for _ in ()).throw(RuntimeError("decoder bug")))
+        broken = decoder("intents.near:verifier").decode(chain[0])
+    (dl,) = table(broken.rows, "dead_letters")
+    assert dl["context"] and dl["decoder_version"] >= 3 and dl["log_index"] == -1 and dl["retry_token"] == ""
+    again = decoder("intents.near:verifier").redecode(dl["context"])  # the bug fixed: decodes as in its block
+    assert _receipt_rows(again, MAIN_RECEIPT_ID) == _receipt_rows(good.rows, MAIN_RECEIPT_ID)
+    assert again.tables["intent_updates"] and not again.tables["dead_letters"]
+
+
+def test_a_log_dead_letter_names_its_log_and_block_level_ones_keep_no_receipt() -> None:
+    bad = 'EVENT_JSON:{"standard":"nep141","event":'
+
+    def fn(reo: dict) -> None:
+        reo["execution_outcome"]["outcome"]["logs"].insert(0, bad)
+
+    raw, rid = _edit_tracked(107503704, "token.sweat", fn)
+    decoded = decoder("token.sweat").decode(raw)
+    (dl,) = table(decoded.rows, "dead_letters")
+    assert dl["log_index"] == 0 and json.loads(dl["context"])["outcome"]["receipt"]["receipt_id"] == rid
+    again = decoder("token.sweat").redecode(dl["context"])
+    assert _receipt_rows(again, rid) == _receipt_rows(decoded.rows, rid)  # still fails, the same way
+    whole = raw_block(fixture_folder(107503704))
+    whole.shards[3] = whole.shards[3][: len(whole.shards[3]) // 2]
+    (shard_letter,) = table(decoder("token.sweat").decode(whole).rows, "dead_letters")
+    assert shard_letter["kind"] == "shard" and shard_letter["context"] == "" and shard_letter["receipt_id"] == ""
