@@ -322,3 +322,12 @@ def _on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
             sent = True
     os.close(master)
     return proc.wait(timeout=120), text.decode(errors="replace")
+
+
+def test_rewind_of_a_contract_no_stream_tracks_changes_nothing(driver: Driver) -> None:
+    d, h = driver, driver.heights
+    _finished(d, "live", (VERIFIER,), h[0], h[-1])
+    before = dump(d.store)
+    p = rewinding.plan(d.store, h[2], "other.near")
+    assert p.empty and not p.blocks_too
+    assert dump(d.store) == before

@@ -12,3 +12,5 @@ the output they all write to and ``roles`` what a tracked contract is. ``dip4`` 
 # <receipt_id>:<payload index>); 3 = rows no longer depend on the other contracts a stream tracks
 # (blocks.tracked_receipts dropped, update_index per receipt, dead-letter seq per contract).
 DECODER_VERSION = 3
+# Not bumped for the receipt context, log index and decoder version that dead letters carry since
+# migration 0003: no data row changes, and older dead letters simply cannot be retried.

@@ -154,7 +154,9 @@ def plan(store: Store, to: int, contract: str | None = None) -> RewindPlan:
         owners: tuple[str, ...] = (ALL_OWNERS,)
     else:
         expanded = [replace(s, written=_expand_all(store, s.written, to)) for s in states]
-        owners = (contract,) if _others_above(expanded, contract, to) else (BLOCK_OWNER, contract)
+        tracked = any(contract in s.owners or contract in s.written for s in expanded)
+        # An untracked contract has nothing to rewind, and its rewind must not take the blocks.
+        owners = (contract,) if not tracked or _others_above(expanded, contract, to) else (BLOCK_OWNER, contract)
     top = max([to, *(_highest(s) for s in states), _stored_top(store)])
     moves = []
     for s in states:
