@@ -1,4 +1,4 @@
-"""``intents-indexer``: run, backfill, migrate, status, query, simulate."""
+"""``intents-indexer``: run, backfill, serve, migrate, status, query, simulate."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ EXIT_CODES_HELP = (
 
 
 # Flags are generated from the Settings fields, so every setting has one, with the same help.
-_STORE_FIELDS = ("store", "database", "log_format", "log_level")
-_INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS)
+_STORE_FIELDS = ("store", "database", "cluster", "log_format", "log_level")
+_API_FIELDS = tuple(f for f in Settings.model_fields if f.startswith("api_") or f == "redis_url")
+_INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS and f not in _API_FIELDS)
+_LIST_FIELDS = ("contracts", "solver_accounts", "api_trusted_proxies", "api_cors_origins")
 
 
 def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -50,7 +52,7 @@ def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     annotation = field.annotation
     if annotation is bool:
         return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=text)
-    if name in ("contracts", "solver_accounts"):
+    if name in _LIST_FIELDS:
         return click.option(flag, name, multiple=True, help=text + " Repeatable.")
     choices = getattr(annotation, "__args__", None)
     if getattr(annotation, "__origin__", None) is Literal and choices:
@@ -77,13 +79,14 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _ingest_options = _options(_INGEST_FIELDS)
+_api_options = _options(_API_FIELDS)
 
 
 def _flag_values(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """(--config file, settings given as flags); repeatable flags not given are left out."""
     overrides = dict(kwargs)
     config_file = overrides.pop("config_file", None)
-    for key in ("contracts", "solver_accounts"):
+    for key in _LIST_FIELDS:
         if overrides.get(key):
             overrides[key] = list(overrides[key])
         else:
@@ -118,7 +121,7 @@ def _connect(settings: Settings, *, migrate: bool):  # type: ignore[no-untyped-d
     from indexer.store import migrations
     from indexer.store.client import Store
 
-    store = Store(settings.store, settings.database)
+    store = Store(settings.store, settings.database, settings.cluster)
     if migrate:
         try:
             applied = migrations.migrate(store)
@@ -194,6 +197,7 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 @main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
+@_api_options
 @click.option("--start-block", type=click.IntRange(min=0), help="Height to start from when there is no checkpoint yet "
                                               "(default: the latest final block).")
 @_reindex_option
@@ -226,18 +230,55 @@ class _Daemon:
         self.store: Any = None
         self.delay = settings.retry_base_delay
         self.health = Health(settings.ready_max_lag_blocks)
+        self.api: Any = None  # the API's runner, with --api-port
+        self.api_store: Any = None  # the API's own connection to a ClickHouse server
 
     async def run(self) -> None:
         _install_signal_handlers(self.stop)
         metrics_runner = await serve_health(self.settings, self.health)
+        background = self._start_rollups()
         try:
             while not self.stop.is_set():
                 await self._round()
         finally:
+            if background is not None:
+                # let a round in progress finish before the store closes under it
+                self.stop.set()
+                await asyncio.gather(background, return_exceptions=True)
+            if self.api is not None:
+                await self.api.cleanup()
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
             if self.store is not None:
                 self.store.close()
+            if self.api_store is not None:
+                self.api_store.close()
+
+    async def _start_api(self) -> None:
+        """With --api-port, serve the API once the store is open. The embedded store allows one
+        process, so the API shares the daemon's connection; a server gets a connection of its own
+        (the daemon's is replaced when it reconnects)."""
+        if self.settings.api_port is None or self.api is not None:
+            return
+        from indexer.api.app import start
+        from indexer.store.client import Store
+
+        if not self.store.embedded:
+            self.api_store = await asyncio.to_thread(Store, self.settings.store, self.settings.database)
+        self.api = await start(self.settings, self.store if self.store.embedded else self.api_store)
+
+    def _start_rollups(self) -> asyncio.Task[None] | None:
+        """Rollups every --rollup-interval, each followed by a refresh of the /metrics rollup gauges."""
+        from indexer.exporter import install
+        from indexer.rollup.runner import run_forever
+
+        exporter = install(self.settings.exporter_top_solvers)
+        serving = self.settings.metrics_port is not None
+        if not self.settings.rollup_interval and not serving:
+            return None
+        return asyncio.create_task(run_forever(
+            lambda: self.store, self.settings.rollup_interval or 10.0, self.stop,
+            exporter.gauges.refresh if serving else None, rollups=self.settings.rollup_interval > 0))
 
     async def _round(self) -> None:
         """One attempt: index until stopped, or handle the failure that ended it."""
@@ -252,6 +293,7 @@ class _Daemon:
 
         try:
             await self._connect_store()
+            await self._start_api()
             await self._index()
         except FingerprintError as exc:
             _fail(str(exc), EXIT_CONFIG)
@@ -348,8 +390,11 @@ def _log_progress(plan: Any, every: float = 10.0) -> Callable[[Any], None]:
               help="Last height to index, at least --from (default: the latest final block).")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bar (default: on a terminal; periodic log lines otherwise).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Split the range into this many contiguous parts, each its own stream (each resumes on its own), "
+                   "decoded by as many processes. On the embedded store this process writes what they decode.")
 @_reindex_option
-def backfill(from_height: int, to_height: int | None, show_progress: bool | None, reindex: bool,
+def backfill(from_height: int, to_height: int | None, show_progress: bool | None, workers: int, reindex: bool,
              **kwargs: Any) -> None:
     """Index the heights --from..--to and exit.
 
@@ -364,7 +409,10 @@ def backfill(from_height: int, to_height: int | None, show_progress: bool | None
     store = _open_store(settings, migrate=settings.auto_migrate)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
-    code = asyncio.run(_backfill(settings, store, from_height, to_height, show_progress, reindex))
+    if workers > 1:
+        code = asyncio.run(_backfill_parallel(settings, store, from_height, to_height, workers, reindex))
+    else:
+        code = asyncio.run(_backfill(settings, store, from_height, to_height, show_progress, reindex))
     sys.exit(code)
 
 
@@ -387,6 +435,9 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
     _install_signal_handlers(stop)
     health = Health(settings.ready_max_lag_blocks)
     health.store_ok()  # opened by the caller
+    from indexer.exporter import install
+
+    install(settings.exporter_top_solvers)  # counters of the rows this backfill commits
     metrics_runner = await serve_health(settings, health)
     try:
         async with open_source(settings) as source:
@@ -429,6 +480,62 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
     return EXIT_RUNTIME
 
 
+async def _backfill_parallel(settings: Settings, store: Any, start: int, end: int | None, workers: int,
+                             reindex: bool = False) -> int:
+    """``backfill --workers N``: the parts run in N processes (indexer/parallel.py)."""
+    from indexer.parallel import Parallel, WorkerError, plan_parts
+    from indexer.sources import SourceError, open_source
+    from indexer.store.streams import LeaseError
+    from indexer.store.writer import FingerprintError
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        async with open_source(settings) as source:
+            end, parts = await plan_parts(store, settings, source, start, end, workers, reindex=reindex)
+        if end < start:
+            _fail(f"--from {start} is beyond the source's latest final block {end}: "
+                  "give a lower --from, or wait for the chain to get there", EXIT_CONFIG)
+        if all(p.plan is None for p in parts):
+            log.info("range already indexed; nothing to do (--reindex writes it again)", workers=len(parts))
+            return EXIT_OK
+        log.info("backfill", from_height=start, to_height=end, contracts=settings.contracts,
+                 parts=[f"{p.stream}: {p.plan.resume_height if p.plan else p.high + 1}..{p.high}" for p in parts])
+        outcome = await Parallel(settings, store, parts, _log_parallel_progress(start, end)).run(stop)
+        summary = dict(blocks=outcome.blocks, rows=outcome.rows, chain_breaks=outcome.chain_breaks,
+                       seconds=round(outcome.elapsed, 2), blocks_per_s=round(outcome.blocks / outcome.elapsed, 1),
+                       mb_per_s=round(outcome.bytes / outcome.elapsed / 1e6, 1), workers=len(parts),
+                       heights=outcome.heights)
+        if not outcome.finished:
+            resume = _resume_command()
+            log.warning(f"backfill stopped before --to {end}; resume with: {resume}", resume=resume, **summary)
+            return EXIT_STOPPED
+        log.info("backfill finished", **summary)
+        return EXIT_OK
+    except FingerprintError as exc:
+        _fail(str(exc), EXIT_CONFIG)
+    except (SourceError, LeaseError, WorkerError) as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    return EXIT_RUNTIME
+
+
+def _log_parallel_progress(start: int, end: int, every: float = 10.0) -> Callable[[Any], None]:
+    last = [time.monotonic()]
+
+    def report(o: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] < every:
+            return
+        last[0] = now
+        done = sum(max(0, h - p.low + 1) for p in o.parts for h in [o.heights.get(p.stream, p.low - 1)])
+        log.info("progress", heights_done=done, percent=round(100 * done / max(end - start + 1, 1), 1),
+                 rows=o.rows, streams=o.heights)
+
+    return report
+
+
 async def _with_progress_bar(settings: Settings, store: Any, source: Any, plan: Any, stop: asyncio.Event) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -444,6 +551,126 @@ async def _with_progress_bar(settings: Settings, store: Any, source: Any, plan: 
                        rate=f"{p.blocks / p.elapsed:,.0f} blocks/s {p.bytes / p.elapsed / 1e6:,.1f} MB/s")
 
         return await Pipeline(settings, store, source, plan, update).run(stop)
+
+
+def _parse_time(value: str | None, param: str) -> int | None:
+    """Unix seconds from unix seconds or an ISO 8601 time (UTC unless it names its zone)."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a time: give unix seconds or ISO 8601, e.g. "
+                                 "2026-01-05T00:00:00Z or 2026-01-05", param_hint=param) from None
+    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp())
+
+
+DEFAULT_API_PORT = 8080
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_store_options
+@click.option("--once", is_flag=True, help="Apply the commits since each job's cursor once and exit.")
+@click.option("--rebuild", is_flag=True, help="Recompute every bucket of --from..--to from the base tables "
+                                              "(cursors stay where they are) and exit.")
+@click.option("--from", "from_time", help="With --rebuild: first time (unix seconds or ISO 8601, UTC); "
+                                           "default the oldest indexed block.")
+@click.option("--to", "to_time", help="With --rebuild: end time, excluded; default just after the newest block.")
+@click.option("--interval", type=click.FloatRange(min=0.1), help="Seconds between runs when neither --once nor "
+                                                               "--rebuild is given. [default: --rollup-interval]")
+def rollup(once: bool, rebuild: bool, from_time: str | None, to_time: str | None, interval: float | None,
+           **kwargs: Any) -> None:
+    """Update the rollup tables (solver_stats_*, intent_stats_*, receipt_stats_*, block_stats_*).
+
+    Without --once or --rebuild it runs every --interval seconds until SIGINT/SIGTERM. `run`
+    does the same by itself (--rollup-interval); one rollup process per store at a time.
+    """
+    start, end = _parse_time(from_time, "'--from'"), _parse_time(to_time, "'--to'")
+    if (start is not None or end is not None) and not rebuild:
+        raise click.UsageError("--from and --to go with --rebuild")
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter(f"--to {to_time} is not after --from {from_time}", param_hint="'--to'")
+    settings = _settings(kwargs)
+    from indexer.rollup import job
+
+    store = _open_store(settings, migrate=settings.auto_migrate)
+    try:
+        if rebuild:
+            _rebuild(store, start, end)
+        elif once:
+            for r in job.run_all(store):
+                click.echo(f"{r.job}: {r.commits} commits, {r.buckets} buckets in {r.seconds:.3f} s")
+        else:
+            asyncio.run(_rollup_forever(store, interval or settings.rollup_interval or 10.0))
+    finally:
+        store.close()
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_store_options
+@_api_options
+def serve(**kwargs: Any) -> None:
+    """Serve the HTTP API alone, against a ClickHouse server store.
+
+    Several replicas can run behind a load balancer, sharing Redis (--redis-url) for the cache and
+    the rate limits. --api-port defaults to 8080. The embedded store is refused: it allows one
+    process per data path; serve the API inside the daemon with `run --api-port` instead.
+    SIGINT/SIGTERM stop it (exit 0).
+    """
+    settings = _settings(kwargs)
+    if settings.store.startswith("chdb://"):
+        _fail(f"serve needs a ClickHouse server store (--store http://user:pass@host:8123/db), not the embedded "
+              f"{settings.store}: an embedded store allows one process per data path, which the indexer holds. "
+              "Serve the API inside the daemon instead: intents-indexer run --api-port PORT", EXIT_CONFIG)
+    if settings.api_port is None:
+        settings = settings.model_copy(update={"api_port": DEFAULT_API_PORT})
+    store = _open_store(settings, migrate=False)
+    asyncio.run(_serve(settings, store))
+
+
+async def _serve(settings: Settings, store: Any) -> None:
+    from indexer.api.app import start
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        try:
+            runner = await start(settings, store)
+        except OSError as exc:
+            _fail(f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror or exc}")
+        await stop.wait()
+        await runner.cleanup()
+    finally:
+        store.close()
+
+
+def _rebuild(store: Any, start: int | None, end: int | None) -> None:
+    from indexer.rollup import job
+
+    if start is None or end is None:
+        if not store.scalar(f"SELECT count() FROM {store.table('blocks')}"):
+            click.echo("no blocks indexed: nothing to rebuild")
+            return
+        lo, hi = store.query(f"SELECT toUnixTimestamp(min(block_timestamp)), toUnixTimestamp(max(block_timestamp)) "
+                             f"FROM {store.table('blocks')}")[1][0]
+        start = lo if start is None else start
+        end = hi + 1 if end is None else end
+    written = job.rebuild(store, start, end)
+    click.echo(f"rebuilt {written} buckets of {start}..{end}")
+
+
+async def _rollup_forever(store: Any, interval: float) -> None:
+    from indexer.rollup.runner import run_forever
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    log.info("rolling up", interval_s=interval)
+    await run_forever(lambda: store, interval, stop)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -675,6 +902,7 @@ _SECRET_ENV = {"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 @main.command("config", epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
+@_api_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output: an aligned table, or JSON.")
 def config_command(fmt: str, **kwargs: Any) -> None:

@@ -31,6 +31,7 @@ KEYS = {
     "intent_updates": "contract_id, intent_id, block_height, update_index",
     "solver_executions": "contract_id, solver_id, block_timestamp, receipt_id",
     "dead_letters": "block_height, contract_id, seq",
+    "intent_lookups": "kind, key, block_height, update_index, intent_id",
 }
 LOOKBACK = 250
 

@@ -337,11 +337,46 @@ def test_undecodable_shard_is_dead_lettered_and_the_rest_decoded() -> None:
     d = decoder("token.sweat", "corn.v1.corn-staging.near")
     decoded = d.decode(raw)
     (dl,) = table(decoded.rows, "dead_letters")
-    assert dl["kind"] == "shard" and dl["shard_id"] == 3 and "shard_3.json undecodable" in dl["reason"]
+    assert dl["kind"] == "shard" and dl["shard_id"] == 3
+    assert "shard_3.json of block 107503704 is not a complete shard file" in dl["reason"]
     assert dl["payload"] == damaged.decode(errors="replace")
     receipts = table(decoded.rows, "receipts")
     assert [r["receiver_id"] for r in receipts] == ["corn.v1.corn-staging.near"]
     assert len(table(decoded.rows, "blocks")) == 1
+
+
+def _shard_dead_letters(raw: RawBlock, *contracts: str) -> dict[int, str]:
+    return {d["shard_id"]: d["reason"] for d in table(decoder(*contracts).decode(raw).rows, "dead_letters")}
+
+
+@pytest.mark.parametrize("resolve_all", [False, True])
+def test_shards_that_are_not_shards_of_the_block_are_dead_letters(resolve_all: bool) -> None:
+    """Checked before the pre-filter: none of these names a tracked account."""
+    raw = raw_block(fixture_folder(107503704))
+    other = raw_block(fixture_folder(93085141))
+    raw.shards[0] = b"<html><body>502 Bad Gateway</body></html>"
+    raw.shards[1] = raw.shards[1][:100]  # cut off
+    raw.shards[2] = other.shards[2]  # a whole shard, of another block
+    raw.shards[3] = b'  {"message": "Internal Server Error"}\n'  # JSON, not a shard
+    before = metric("near_intents_dead_letters_total", kind="shard")
+    d = decoder("nobody.near", resolve_all_tx=resolve_all)
+    dead = {r["shard_id"]: r for r in table(d.decode(raw).rows, "dead_letters")}
+    assert sorted(dead) == [0, 1, 2, 3] and {r["kind"] for r in dead.values()} == {"shard"}
+    assert metric("near_intents_dead_letters_total", kind="shard") - before == 4
+    assert "does not start like a JSON object" in dead[0]["reason"]
+    assert "does not end like a JSON object" in dead[1]["reason"]
+    assert "carries another chunk than 4g39cKGFVe" in dead[2]["reason"] and "shard 2" in dead[2]["reason"]
+    assert "not a shard file" in dead[3]["reason"]
+    assert all("of block 107503704" in r["reason"] for r in dead.values())
+    assert dead[2]["payload"] == other.shards[2].decode()
+
+
+def test_shard_check_accepts_whitespace_and_a_missed_chunk() -> None:
+    block, shards = read_block(fixture_folder(107503704))
+    shards[1][1]["chunk"] = None  # a shard that missed its chunk carries no chunk hash
+    raw = raw_from_objects(block, shards)
+    raw.shards[0] = b"\n\t " + raw.shards[0] + b" \r\n"
+    assert _shard_dead_letters(raw, "token.sweat") == {}
 
 
 def test_shard_with_wrong_types_is_dead_lettered() -> None:

@@ -68,17 +68,27 @@ class Emitter:
     def intent_update(self, r: TrackedReceipt, contract_id: str, intent_id: str, status: str, *, failure: str = "",
                       signer_id: str = "", solver_id: str = "", kinds: list[str] | None = None,
                       tokens: list[str] | None = None, amounts: list[str] | None = None, referral: str = "",
-                      action: str = "", deadline: str = "") -> None:
+                      action: str = "", deadline: str = "", accounts: list[str] | None = None) -> None:
+        """One update of an intent, and its lookup rows (``accounts``: whom it moves tokens for, besides the signer)."""
         if r.receipt_id != self._receipt:
             self._receipt, self._update_index = r.receipt_id, 0
         # (receipt position in the block, update within the receipt): ordered like the chain
         index = (r.index_in_block << 16) + self._update_index
+        moved = list(dict.fromkeys(a for a in ([signer_id] if signer_id else []) + (accounts or []) if a))
         self.rows.add("intent_updates", [
             r.block_height, r.block_timestamp, index, contract_id, r.receiver_id, intent_id, status, failure,
             signer_id, solver_id, kinds or [], tokens or [], amounts or [], referral, action, deadline,
-            r.receipt_id, r.tx_hash, r.method_name, r.gas_burnt,
+            r.receipt_id, r.tx_hash, r.method_name, r.gas_burnt, r.tx_height, r.tx_timestamp, moved,
         ])
         self._update_index += 1
+        keys = [("account", a) for a in moved] + [("contract", contract_id)]
+        if solver_id:
+            keys.append(("solver", solver_id))
+        if r.tx_hash:
+            keys.append(("tx", r.tx_hash))
+        for kind, key in keys:
+            self.rows.add("intent_lookups", [r.block_height, r.block_timestamp, index, kind, key, contract_id,
+                                             r.receiver_id, intent_id, status])
 
     def solver_execution(self, r: TrackedReceipt, contract_id: str, solver_id: str, intent_ids: list[str],
                          success: bool, failure: str, latency_s: float | None = None) -> None:

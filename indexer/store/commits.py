@@ -52,19 +52,29 @@ def _ms(ms: int) -> str:
 
 
 def read_since(store: Store, cursor: dict[str, int] | None = None, limit: int = 10_000) -> list[Commit]:
-    """Committed batches after ``cursor`` (stream -> last seq seen), in (stream, seq) order."""
+    """Committed batches after ``cursor`` (stream -> last seq seen), in (stream, seq) order.
+
+    The streams' committed seqs are read first (one row per stream), so the commits query names
+    each stream's (seq after the cursor .. committed seq) range on the sort key: a reader far
+    into the feed reads only what came after its cursor, and an idle one reads no commit at all."""
     cursor = cursor or {}
+    _, states = store.query(f"SELECT stream, commit_seq FROM {store.table('streams')} FINAL")
+    params: dict[str, object] = {}
+    ranges = []
+    for i, (stream, committed) in enumerate(sorted(states)):
+        if int(committed) > cursor.get(stream, 0):
+            params[f"s{i}"], params[f"lo{i}"], params[f"hi{i}"] = stream, cursor.get(stream, 0), int(committed)
+            ranges.append(f"(c.stream = {{s{i}:String}} AND c.seq > {{lo{i}:UInt64}} AND c.seq <= {{hi{i}:UInt64}})")
+    if not ranges:
+        return []
     _, rows = store.query(
         f"SELECT c.stream, c.seq, argMax(c.owners, c.committed_at), argMax(c.low_height, c.committed_at), "
         f"argMax(c.high_height, c.committed_at), argMax(toUnixTimestamp64Milli(c.min_block_time), c.committed_at), "
         f"argMax(toUnixTimestamp64Milli(c.max_block_time), c.committed_at), argMax(c.rows, c.committed_at), "
         f"argMax(c.reindex, c.committed_at), argMax(c.kind, c.committed_at) "
-        f"FROM {store.table('commits')} AS c "
-        f"INNER JOIN (SELECT stream, commit_seq FROM {store.table('streams')} FINAL) AS s ON c.stream = s.stream "
-        f"WHERE c.seq <= s.commit_seq AND c.seq > "
-        f"if(has({{ks:Array(String)}}, c.stream), {{vs:Array(UInt64)}}[indexOf({{ks:Array(String)}}, c.stream)], 0) "
+        f"FROM {store.table('commits')} AS c WHERE {' OR '.join(ranges)} "
         f"GROUP BY c.stream, c.seq ORDER BY c.stream, c.seq LIMIT {int(limit)}",
-        {"ks": list(cursor), "vs": [int(v) for v in cursor.values()]},
+        params,
     )
     return [Commit(s, int(q), tuple(o), int(lo), int(hi), int(a), int(b), dict(r), bool(x), k)
             for s, q, o, lo, hi, a, b, r, x, k in rows]

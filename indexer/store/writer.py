@@ -157,6 +157,8 @@ class Writer:
         if rest is None:
             self.leftover = None
         self._report(batch, rows, decision, time.perf_counter() - started)
+        for observe in metrics.COMMITTED_ROWS_OBSERVERS:
+            observe(rows)
         return decision
 
     def _report(self, batch: Batch, rows: Rows, decision: Decision, elapsed: float) -> None:
@@ -198,7 +200,7 @@ def delete_rows(store: Store, ranges: Ranges, *,
         where = " OR ".join(conds)
         n = int(store.scalar(f"SELECT count() FROM {store.table(table)} WHERE {where}") or 0)
         if n:
-            store.command(f"DELETE FROM {store.table(table)} WHERE {where}")
+            store.command(f"DELETE FROM {store.delete_target(table)} WHERE {where}")
             removed += n
     if removed:
         log.info(why, rows=removed, ranges={o: rs for o, rs in ranges.items()})
