@@ -1,4 +1,4 @@
-"""``intents-indexer``: run, backfill, migrate, status, query, simulate."""
+"""``intents-indexer``: run, backfill, serve, migrate, status, query, simulate."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ EXIT_CODES_HELP = (
 
 # Flags are generated from the Settings fields, so every setting has one, with the same help.
 _STORE_FIELDS = ("store", "database", "cluster", "log_format", "log_level")
-_INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS)
+_API_FIELDS = tuple(f for f in Settings.model_fields if f.startswith("api_") or f == "redis_url")
+_INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS and f not in _API_FIELDS)
+_LIST_FIELDS = ("contracts", "solver_accounts", "api_trusted_proxies", "api_cors_origins")
 
 
 def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -50,7 +52,7 @@ def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     annotation = field.annotation
     if annotation is bool:
         return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=text)
-    if name in ("contracts", "solver_accounts"):
+    if name in _LIST_FIELDS:
         return click.option(flag, name, multiple=True, help=text + " Repeatable.")
     choices = getattr(annotation, "__args__", None)
     if getattr(annotation, "__origin__", None) is Literal and choices:
@@ -77,13 +79,14 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _ingest_options = _options(_INGEST_FIELDS)
+_api_options = _options(_API_FIELDS)
 
 
 def _flag_values(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """(--config file, settings given as flags); repeatable flags not given are left out."""
     overrides = dict(kwargs)
     config_file = overrides.pop("config_file", None)
-    for key in ("contracts", "solver_accounts"):
+    for key in _LIST_FIELDS:
         if overrides.get(key):
             overrides[key] = list(overrides[key])
         else:
@@ -194,6 +197,7 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 @main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
+@_api_options
 @click.option("--start-block", type=click.IntRange(min=0), help="Height to start from when there is no checkpoint yet "
                                               "(default: the latest final block).")
 @_reindex_option
@@ -226,18 +230,55 @@ class _Daemon:
         self.store: Any = None
         self.delay = settings.retry_base_delay
         self.health = Health(settings.ready_max_lag_blocks)
+        self.api: Any = None  # the API's runner, with --api-port
+        self.api_store: Any = None  # the API's own connection to a ClickHouse server
 
     async def run(self) -> None:
         _install_signal_handlers(self.stop)
         metrics_runner = await serve_health(self.settings, self.health)
+        background = self._start_rollups()
         try:
             while not self.stop.is_set():
                 await self._round()
         finally:
+            if background is not None:
+                # let a round in progress finish before the store closes under it
+                self.stop.set()
+                await asyncio.gather(background, return_exceptions=True)
+            if self.api is not None:
+                await self.api.cleanup()
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
             if self.store is not None:
                 self.store.close()
+            if self.api_store is not None:
+                self.api_store.close()
+
+    async def _start_api(self) -> None:
+        """With --api-port, serve the API once the store is open. The embedded store allows one
+        process, so the API shares the daemon's connection; a server gets a connection of its own
+        (the daemon's is replaced when it reconnects)."""
+        if self.settings.api_port is None or self.api is not None:
+            return
+        from indexer.api.app import start
+        from indexer.store.client import Store
+
+        if not self.store.embedded:
+            self.api_store = await asyncio.to_thread(Store, self.settings.store, self.settings.database)
+        self.api = await start(self.settings, self.store if self.store.embedded else self.api_store)
+
+    def _start_rollups(self) -> asyncio.Task[None] | None:
+        """Rollups every --rollup-interval, each followed by a refresh of the /metrics rollup gauges."""
+        from indexer.exporter import install
+        from indexer.rollup.runner import run_forever
+
+        exporter = install(self.settings.exporter_top_solvers)
+        serving = self.settings.metrics_port is not None
+        if not self.settings.rollup_interval and not serving:
+            return None
+        return asyncio.create_task(run_forever(
+            lambda: self.store, self.settings.rollup_interval or 10.0, self.stop,
+            exporter.gauges.refresh if serving else None, rollups=self.settings.rollup_interval > 0))
 
     async def _round(self) -> None:
         """One attempt: index until stopped, or handle the failure that ended it."""
@@ -252,6 +293,7 @@ class _Daemon:
 
         try:
             await self._connect_store()
+            await self._start_api()
             await self._index()
         except FingerprintError as exc:
             _fail(str(exc), EXIT_CONFIG)
@@ -393,6 +435,9 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
     _install_signal_handlers(stop)
     health = Health(settings.ready_max_lag_blocks)
     health.store_ok()  # opened by the caller
+    from indexer.exporter import install
+
+    install(settings.exporter_top_solvers)  # counters of the rows this backfill commits
     metrics_runner = await serve_health(settings, health)
     try:
         async with open_source(settings) as source:
@@ -508,6 +553,126 @@ async def _with_progress_bar(settings: Settings, store: Any, source: Any, plan: 
         return await Pipeline(settings, store, source, plan, update).run(stop)
 
 
+def _parse_time(value: str | None, param: str) -> int | None:
+    """Unix seconds from unix seconds or an ISO 8601 time (UTC unless it names its zone)."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a time: give unix seconds or ISO 8601, e.g. "
+                                 "2026-01-05T00:00:00Z or 2026-01-05", param_hint=param) from None
+    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp())
+
+
+DEFAULT_API_PORT = 8080
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_store_options
+@click.option("--once", is_flag=True, help="Apply the commits since each job's cursor once and exit.")
+@click.option("--rebuild", is_flag=True, help="Recompute every bucket of --from..--to from the base tables "
+                                              "(cursors stay where they are) and exit.")
+@click.option("--from", "from_time", help="With --rebuild: first time (unix seconds or ISO 8601, UTC); "
+                                           "default the oldest indexed block.")
+@click.option("--to", "to_time", help="With --rebuild: end time, excluded; default just after the newest block.")
+@click.option("--interval", type=click.FloatRange(min=0.1), help="Seconds between runs when neither --once nor "
+                                                               "--rebuild is given. [default: --rollup-interval]")
+def rollup(once: bool, rebuild: bool, from_time: str | None, to_time: str | None, interval: float | None,
+           **kwargs: Any) -> None:
+    """Update the rollup tables (solver_stats_*, intent_stats_*, receipt_stats_*, block_stats_*).
+
+    Without --once or --rebuild it runs every --interval seconds until SIGINT/SIGTERM. `run`
+    does the same by itself (--rollup-interval); one rollup process per store at a time.
+    """
+    start, end = _parse_time(from_time, "'--from'"), _parse_time(to_time, "'--to'")
+    if (start is not None or end is not None) and not rebuild:
+        raise click.UsageError("--from and --to go with --rebuild")
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter(f"--to {to_time} is not after --from {from_time}", param_hint="'--to'")
+    settings = _settings(kwargs)
+    from indexer.rollup import job
+
+    store = _open_store(settings, migrate=settings.auto_migrate)
+    try:
+        if rebuild:
+            _rebuild(store, start, end)
+        elif once:
+            for r in job.run_all(store):
+                click.echo(f"{r.job}: {r.commits} commits, {r.buckets} buckets in {r.seconds:.3f} s")
+        else:
+            asyncio.run(_rollup_forever(store, interval or settings.rollup_interval or 10.0))
+    finally:
+        store.close()
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_store_options
+@_api_options
+def serve(**kwargs: Any) -> None:
+    """Serve the HTTP API alone, against a ClickHouse server store.
+
+    Several replicas can run behind a load balancer, sharing Redis (--redis-url) for the cache and
+    the rate limits. --api-port defaults to 8080. The embedded store is refused: it allows one
+    process per data path; serve the API inside the daemon with `run --api-port` instead.
+    SIGINT/SIGTERM stop it (exit 0).
+    """
+    settings = _settings(kwargs)
+    if settings.store.startswith("chdb://"):
+        _fail(f"serve needs a ClickHouse server store (--store http://user:pass@host:8123/db), not the embedded "
+              f"{settings.store}: an embedded store allows one process per data path, which the indexer holds. "
+              "Serve the API inside the daemon instead: intents-indexer run --api-port PORT", EXIT_CONFIG)
+    if settings.api_port is None:
+        settings = settings.model_copy(update={"api_port": DEFAULT_API_PORT})
+    store = _open_store(settings, migrate=False)
+    asyncio.run(_serve(settings, store))
+
+
+async def _serve(settings: Settings, store: Any) -> None:
+    from indexer.api.app import start
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        try:
+            runner = await start(settings, store)
+        except OSError as exc:
+            _fail(f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror or exc}")
+        await stop.wait()
+        await runner.cleanup()
+    finally:
+        store.close()
+
+
+def _rebuild(store: Any, start: int | None, end: int | None) -> None:
+    from indexer.rollup import job
+
+    if start is None or end is None:
+        if not store.scalar(f"SELECT count() FROM {store.table('blocks')}"):
+            click.echo("no blocks indexed: nothing to rebuild")
+            return
+        lo, hi = store.query(f"SELECT toUnixTimestamp(min(block_timestamp)), toUnixTimestamp(max(block_timestamp)) "
+                             f"FROM {store.table('blocks')}")[1][0]
+        start = lo if start is None else start
+        end = hi + 1 if end is None else end
+    written = job.rebuild(store, start, end)
+    click.echo(f"rebuilt {written} buckets of {start}..{end}")
+
+
+async def _rollup_forever(store: Any, interval: float) -> None:
+    from indexer.rollup.runner import run_forever
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    log.info("rolling up", interval_s=interval)
+    await run_forever(lambda: store, interval, stop)
+
+
 @main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 def migrate(**kwargs: Any) -> None:
@@ -576,7 +741,85 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
         store.close()
 
 
-@main.command("dead-letters", epilog=EXIT_CODES_HELP)
+def _confirm(summary: str, question: str, yes: bool) -> None:
+    """Show what a command that changes the store will do and ask, unless --yes. Without a terminal
+    to ask on, it refuses (exit 2): a script must say --yes. Declining exits 3: nothing changed."""
+    click.echo(summary)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        _fail("stdin is not a terminal, so there is no one to confirm this: nothing was changed; "
+              "add --yes to go ahead", EXIT_CONFIG)
+    if not click.confirm(question, default=False):
+        click.echo("cancelled: nothing was changed", err=True)
+        sys.exit(EXIT_STOPPED)
+
+
+def _yes_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--yes", "-y", "yes", is_flag=True,
+                        help="Go ahead without asking. Without it the command shows what it will change and asks; "
+                             "when stdin is not a terminal it refuses (exit 2).")(fn)
+
+
+def _account(value: str | None, flag: str) -> str | None:
+    from indexer.config import account_problem
+
+    if value is None:
+        return None
+    account = value.strip().partition(":")[0].lower()
+    problem = account_problem(account)
+    if problem:
+        raise click.BadParameter(f"{value!r} is not a NEAR account id: {problem} (e.g. intents.near)",
+                                 param_hint=f"'{flag}'")
+    return account
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_store_options
+@click.option("--to", "to_height", type=click.IntRange(min=0), required=True,
+              help="Keep what was indexed up to this height, inclusive; remove everything above it.")
+@click.option("--contract", "contract",
+              help="Rewind only this contract's rows (a NEAR account id). Blocks stay while another contract "
+                   "has rows above --to. Default: every contract and the blocks.")
+@_yes_option
+def rewind(to_height: int, contract: str | None, yes: bool, **kwargs: Any) -> None:
+    """Remove what was indexed above --to (and the streams' progress past it), so the next run indexes it again.
+
+    For every contract (or one, with --contract), the rows above --to go, every stream's record of
+    having written them goes, and the streams that index them move back to --to: the next `run`
+    (and a backfill of a range above --to, run again) re-indexes from --to + 1. It refuses (exit 1,
+    naming the process) while a running stream may write those heights, and records a `rewind` row
+    in the `commits` change feed so rollups recompute them. Shows what it will remove and asks for
+    confirmation unless --yes; declining exits 3.
+    """
+    account = _account(contract, "--contract")
+    settings = _settings(kwargs)
+    from indexer.store import rewind as rewinding
+    from indexer.store.streams import LeaseError
+
+    store = _open_store(settings, migrate=settings.auto_migrate, existing=True)
+    try:
+        if not store.table_exists("streams"):
+            _fail(f"{settings.database} has no tables: nothing was indexed, nothing to rewind", EXIT_CONFIG)
+        preview = rewinding.plan(store, to_height, account)
+        if preview.empty:
+            click.echo(f"nothing indexed above {to_height}" + (f" for {account}" if account else "") +
+                       ": nothing to do")
+            return
+        _confirm(preview.describe(), "Remove these rows and move the streams back?", yes)
+        try:
+            done, commit = rewinding.rewind(store, to_height, account, ttl=settings.lease_ttl,
+                                            settle=settings.lease_settle)
+        except LeaseError as exc:
+            _fail(str(exc))
+        removed = sum(done.rows.values())
+        click.echo(f"rewound to {to_height}: removed {removed} row(s), moved {len(done.moves)} stream(s) back"
+                   + (f"; change feed: operations #{commit.seq} (rewind)" if commit else ""))
+    finally:
+        store.close()
+
+
+@main.group("dead-letters", cls=_Group, epilog=EXIT_CODES_HELP, invoke_without_command=True)
 @_store_options
 @click.option("--kind", help="Only this kind, e.g. chain_break, args, log, block (see the dead_letters table).")
 @click.option("--since", "since", type=click.IntRange(min=0), help="Only blocks at or above this height.")
@@ -585,11 +828,15 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="Output: an aligned table (long reasons and payloads cut short), a JSON list of objects, "
                    "or CSV with a header (both in full).")
-def dead_letters(kind: str | None, since: int | None, limit: int, fmt: str, **kwargs: Any) -> None:
+@click.pass_context
+def dead_letters(ctx: click.Context, kind: str | None, since: int | None, limit: int, fmt: str, **kwargs: Any) -> None:
     """List dead letters: inputs the indexer stored aside instead of decoding, newest first.
 
     Each has its block height, shard, receipt, contract, kind, the reason and the raw payload.
+    `dead-letters retry` decodes them again with the current decoder.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     settings = _settings(kwargs)
     from indexer.query import QueryError, list_dead_letters
 
@@ -598,6 +845,50 @@ def dead_letters(kind: str | None, since: int | None, limit: int, fmt: str, **kw
         click.echo(list_dead_letters(store, kind=kind, since=since, limit=limit, fmt=fmt))
     except QueryError as exc:
         _fail(str(exc))
+    finally:
+        store.close()
+
+
+@dead_letters.command("retry", epilog=EXIT_CODES_HELP)
+@_store_options
+@_options(("contracts", "solver_accounts"))
+@click.option("--kind", help="Only dead letters of this kind: receipt, log or args (the kinds that keep their receipt).")
+@click.option("--since", "since", type=click.IntRange(min=0), help="Only dead letters at or above this height.")
+@_yes_option
+def dead_letters_retry(kind: str | None, since: int | None, yes: bool, **kwargs: Any) -> None:
+    """Decode dead letters again with the current decoder (after a fix), exactly once.
+
+    Each selected dead letter's receipt is decoded again as a whole, with the contract roles and
+    solver accounts as configured (--contract, --solver-account; give those the daemon has), and
+    every row of that receipt is replaced: what decodes now is written once, what still fails stays
+    one dead letter with the new reason, so a second retry changes nothing. A `retry` row in the
+    `commits` change feed names the heights. Block-level dead letters (block, shard, chain_break)
+    and those stored before migration 0003 keep no receipt: re-index them with backfill --reindex.
+    It refuses (exit 1, naming the process) while a running stream may write those heights; shows
+    what it will do and asks unless --yes; declining exits 3.
+    """
+    settings = _settings(kwargs)
+    from indexer import deadletters
+    from indexer.store.streams import LeaseError
+
+    store = _open_store(settings, migrate=settings.auto_migrate, existing=True)
+    try:
+        if not store.table_exists("dead_letters"):
+            _fail(f"{settings.database} has no tables: nothing was indexed, no dead letters", EXIT_CONFIG)
+        first = deadletters.preview(store, kind=kind, since=since)
+        if not first.letters:
+            click.echo(first.describe() + "\nnothing to retry")
+            return
+        _confirm(first.describe(), "Decode them again and replace their receipts' rows?", yes)
+        try:
+            report = deadletters.retry(store, settings, kind=kind, since=since)
+        except LeaseError as exc:
+            _fail(str(exc))
+        rows = ", ".join(f"{t} {n}" for t, n in sorted(report.rows.items())) or "none"
+        click.echo(f"retried {report.retried} dead letter(s) of {report.receipts} receipt(s): "
+                   f"{report.fixed_receipts} receipt(s) decode now, {report.still_failing} dead letter(s) still fail; "
+                   f"rows written: {rows}"
+                   + (f"; change feed: operations #{report.commit.seq} (retry)" if report.commit else ""))
     finally:
         store.close()
 
@@ -611,6 +902,7 @@ _SECRET_ENV = {"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 @main.command("config", epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
+@_api_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output: an aligned table, or JSON.")
 def config_command(fmt: str, **kwargs: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from indexer.config import Settings
+from indexer import metrics
 from indexer.metrics import REGISTRY
 
 log = structlog.get_logger(__name__)
@@ -70,6 +71,7 @@ async def follow_head(source: Any, health: Health, interval: float = HEAD_POLL_S
     while True:
         try:
             health.head_height = await source.final_head()
+            metrics.CHAIN_HEAD_HEIGHT.set(health.head_height)
             health.source_error = None
         except (SourceError, OSError) as exc:
             health.source_error = str(exc)

@@ -54,3 +54,31 @@ STREAM_SKIPPED_HEIGHTS = Counter(
     "Heights of a batch left to another stream that already wrote them or is writing them",
     registry=REGISTRY,
 )
+CHAIN_HEAD_HEIGHT = Gauge(
+    "near_intents_chain_head_height", "Newest final height the source knows (asked every few seconds)",
+    registry=REGISTRY,
+)
+ROLLUP_SECONDS = Histogram(
+    "near_intents_rollup_seconds", "Time of one rollup job run (read commits, recompute buckets, move the cursor)",
+    ["job"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=REGISTRY,
+)
+ROLLUP_LAST_SUCCESS = Gauge(
+    "near_intents_rollup_last_success_timestamp_seconds", "When a rollup job last finished without error", ["job"],
+    registry=REGISTRY,
+)
+BUILD_INFO = Gauge("near_intents_build_info", "Always 1; the running version as a label", ["version"],
+                   registry=REGISTRY)
+
+# Called by the store writer with the rows of each committed batch (only the rows it wrote, not
+# those it left to another stream), so metrics counted from rows count each row once. The
+# exporter registers its counters here; the store cannot import the exporter (data flows one way).
+COMMITTED_ROWS_OBSERVERS: list = []
+
+
+def _build_info() -> None:
+    from indexer import __version__
+
+    BUILD_INFO.labels(version=__version__).set(1)
+
+
+_build_info()

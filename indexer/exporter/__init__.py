@@ -1,0 +1,29 @@
+"""The Prometheus exporter: counters from committed rows and gauges from the rollups, served on
+/metrics by the daemon's metrics port (indexer/health.py) through ``metrics.REGISTRY``."""
+
+from __future__ import annotations
+
+from indexer import metrics
+from indexer.exporter.counters import CommittedRows
+from indexer.exporter.gauges import RollupGauges
+from indexer.exporter.labels import SolverLabels
+
+_installed: "Exporter | None" = None
+
+
+class Exporter:
+    def __init__(self, top_n: int):
+        self.labels = SolverLabels(top_n)
+        self.rows = CommittedRows(self.labels)
+        self.gauges = RollupGauges(self.labels)
+
+
+def install(top_n: int) -> Exporter:
+    """Register the exporter once per process (the registry refuses a name twice)."""
+    global _installed
+    if _installed is None:
+        _installed = Exporter(top_n)
+        metrics.REGISTRY.register(_installed.gauges)
+        metrics.COMMITTED_ROWS_OBSERVERS.append(_installed.rows.observe)
+    _installed.labels.top_n = top_n
+    return _installed
