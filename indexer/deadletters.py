@@ -225,7 +225,7 @@ def _delete(store: Store, tables: tuple[str, ...], keys: list[tuple[int, str, st
         if keep_token:
             where += f" AND retry_token != {_quote(keep_token)}"
         if int(store.scalar(f"SELECT count() FROM {store.table(table)} WHERE {where}") or 0):
-            store.command(f"DELETE FROM {store.table(table)} WHERE {where}")
+            store.command(f"DELETE FROM {store.delete_target(table)} WHERE {where}")
 
 
 def _times(receipts: dict[tuple[int, str, str], str]) -> tuple[int, int]:

@@ -225,3 +225,18 @@ def test_cli_refuses_a_cluster_on_the_embedded_store(tmp_path: Path) -> None:
     assert "needs a ClickHouse server" in result.output
     result = CliRunner().invoke(main, ["status", "--store", f"chdb://{tmp_path}"], env={"INDEXER_CLUSTER": CLUSTER})
     assert result.exit_code == 2 and "needs a ClickHouse server" in result.output
+
+
+def test_every_delete_of_a_data_table_goes_through_delete_target() -> None:
+    """A DELETE sent to a Distributed table fails on a cluster: data tables are deleted from on their
+    shards' local tables, which ``Store.delete_target`` names."""
+    package = Path(migrations.__file__).resolve().parents[1]
+    offenders = [f"{p.relative_to(package)}:{n}" for p in package.rglob("*.py")
+                 for n, line in enumerate(p.read_text().splitlines(), 1)
+                 if re.search(r"DELETE FROM \{store\.table\(", line)]
+    assert offenders == []
+    store = Store.__new__(Store)
+    store.database, store.cluster = DB, CLUSTER
+    assert store.delete_target("receipts") == f"`{DB}`.`receipts_local` ON CLUSTER `{CLUSTER}`"
+    store.cluster = None
+    assert store.delete_target("receipts") == f"`{DB}`.`receipts`"
