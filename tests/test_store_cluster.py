@@ -270,7 +270,7 @@ def _schema(store: Store) -> dict[str, tuple]:  # type: ignore[type-arg]
 
 
 def test_the_rendered_migrations_build_the_plain_schema_on_every_shard(chdb_store_path: Path) -> None:
-    """Replayed as one node would (tests/_one_node), the cluster DDL of every migration leaves each
+    """Replayed as one node would (``_one_node``), the cluster DDL of every migration leaves each
     data table's <t>_local exactly like the plain table (columns, keys, indexes), a stand-in for
     its Distributed table with the same columns, and every coordination table and view as plain."""
     import uuid
