@@ -34,7 +34,7 @@ ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
 -- a key's rows in chain order: "newest 50" reads the end of one key's range in reverse
 ORDER BY (kind, key, block_height, update_index, intent_id)
-SETTINGS merge_max_block_size = 8192, max_compress_block_size = 131072;
+SETTINGS index_granularity = 1024, merge_max_block_size = 8192, max_compress_block_size = 131072;
 
 DROP VIEW IF EXISTS ${database}.intents;
 
