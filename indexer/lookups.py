@@ -7,12 +7,12 @@ groups):
 * by id: ``intent_updates`` is ordered by (contract_id, intent_id, ...);
 * by account, solver, transaction: ``intent_lookups`` rows of kind ``account`` / ``solver`` /
   ``tx`` and that key, in chain order; "newest N" reads the end of the key's range backwards;
-* counts over time: ``intent_lookups`` rows of kind ``contract``, in chain order, pruned by block
-  time.
+* counts over time: ``intent_status_counts``, a few rows per block (updates per contract and
+  status), pruned by block time.
 
-``intent_lookups`` rows are written and deleted by the writer with the rest of their batch
-(owner ``receiver_id``, ``block_height``), so every answer equals a GROUP BY over
-``intent_updates`` whatever batches were replaced (README "intent_lookups").
+``intent_lookups`` and ``intent_status_counts`` rows are written and deleted by the writer with
+the rest of their batch (owner ``receiver_id``, ``block_height``), so every answer equals a GROUP
+BY over ``intent_updates`` whatever batches were replaced (README "intent_lookups").
 """
 
 from __future__ import annotations
@@ -76,16 +76,15 @@ def by_solver(store: Store, solver_id: str, limit: int = 50, before: Cursor | No
 
 def status_counts(store: Store, contract_id: str, start: dt.datetime, end: dt.datetime,
                   bucket_s: int = 3600) -> list[tuple[dt.datetime, str, int]]:
-    """(bucket start, status, intents) for block times in [start, end): per bucket of ``bucket_s``
-    seconds, how many distinct intents had an update of that status (a failed attempt counts under
-    ``failed`` in its bucket even when the intent executed later)."""
+    """(bucket start, status, updates) for block times in [start, end): per bucket of ``bucket_s``
+    seconds, how many intent updates had each status: intents that reached it there, and for
+    ``failed`` every failed attempt (a replay of an executed intent, a try before a retry)."""
     _, rows = store.query(
         f"SELECT toStartOfInterval(block_timestamp, toIntervalSecond({{b:UInt32}})) AS t, status, "
-        f"uniqExact(intent_id) FROM {store.table('intent_lookups')} "
-        "WHERE kind = 'contract' AND key = {c:String} "
+        f"sum(updates) FROM {store.table('intent_status_counts')} WHERE contract_id = {{c:String}} "
         "AND block_timestamp >= {lo:DateTime64(3, 'UTC')} AND block_timestamp < {hi:DateTime64(3, 'UTC')} "
         "GROUP BY t, status ORDER BY t, status",
-        {"b": int(bucket_s), "c": contract_id, "lo": _utc(start), "hi": _utc(end)})
+        {"b": int(bucket_s), "c": contract_id, "lo": _utc(start), "hi": _utc(end)}, settings=_POINT)
     return [(_aware(t), s, int(n)) for t, s, n in rows]
 
 

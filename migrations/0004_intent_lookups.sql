@@ -7,10 +7,11 @@
 -- verification.
 --
 -- intent_lookups holds one row per (update, lookup key): the update's signer and accounts
--- ('account'), its solver ('solver'), its transaction ('tx') and its contract ('contract', for
--- counts over time). Rows carry the update's block_height and receiver_id like every data table,
--- so the writer deletes and replaces them with the rest of a batch: a lookup is exact whatever
--- batches were replaced or removed (no materialized view, which would keep deleted rows).
+-- ('account'), its solver ('solver') and its transaction ('tx'); intent_status_counts one row per
+-- (block, contract, status) with the number of updates. Rows carry block_height and receiver_id
+-- like every data table, so the writer deletes and replaces them with the rest of a batch: a
+-- lookup is exact whatever batches were replaced or removed (no materialized view, which would
+-- keep deleted rows).
 
 DROP VIEW IF EXISTS ${database}.intents;
 
@@ -83,6 +84,22 @@ PARTITION BY toYYYYMM(block_timestamp)
 -- a key's rows in chain order: "newest 50" reads the end of one key's range in reverse
 ORDER BY (kind, key, block_height, update_index, intent_id)
 SETTINGS index_granularity = 1024, merge_max_block_size = 8192, max_compress_block_size = 131072;
+
+-- Counts over time sum a few rows per block instead of reading every update of the range.
+CREATE TABLE IF NOT EXISTS ${database}.intent_status_counts
+(
+    block_height    UInt64,
+    block_timestamp DateTime64(3, 'UTC'),
+    contract_id     LowCardinality(String),
+    receiver_id     LowCardinality(String),
+    status          LowCardinality(String),
+    updates         UInt32,
+    INDEX idx_time block_timestamp TYPE minmax GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(block_timestamp)
+ORDER BY (contract_id, block_height, status, receiver_id)
+SETTINGS index_granularity = 1024;
 
 CREATE VIEW IF NOT EXISTS ${database}.intents AS
 SELECT

@@ -16,7 +16,7 @@ from indexer.store.client import Store
 from indexer.store.migrations import DEFAULT_DIR, Migration, MigrationError
 
 TABLES = {"blocks", "receipts", "events", "intent_updates", "solver_executions", "dead_letters", "streams", "commits",
-          "schema_migrations", "intent_lookups"}
+          "schema_migrations", "intent_lookups", "intent_status_counts"}
 VIEWS = {"intents"}
 
 
