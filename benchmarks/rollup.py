@@ -67,6 +67,12 @@ class Feed:
             f"'Smart contract panicked: deadline has expired', ''), "
             f"5000000000000 + sipHash64(number + {self.offset}, 'g') % 300000000000000, NULL FROM numbers({n})",
             settings={"max_insert_threads": 2})
+        blocks = max(1, int(seconds * BLOCKS_PER_SECOND))
+        s.command(
+            f"INSERT INTO {s.table('blocks')} (block_height, block_hash, prev_hash, block_timestamp_ns, author, "
+            f"protocol_version, shard_ids) SELECT toUInt64(({start} - {T0}) * {BLOCKS_PER_SECOND}) + number, "
+            f"hex(sipHash64(number + {self.offset}, 'b')), '', toUInt64(({start} + number / {BLOCKS_PER_SECOND}) * 1e9), "
+            f"'node.near', 83, [0] FROM numbers({blocks})")
         self.offset += n
         for lo in range(start, start + seconds, 1200):
             self.commit(lo, min(lo + 1200, start + seconds) - 1)
@@ -77,7 +83,7 @@ class Feed:
         low, high = int((lo - T0) * BLOCKS_PER_SECOND), int((hi - T0) * BLOCKS_PER_SECOND)
         s.command(f"INSERT INTO {s.table('commits')} (stream, seq, token, owners, low_height, high_height, "
                   f"min_block_time, max_block_time, rows, reindex) VALUES ('bench', {self.seq}, '{uuid.uuid4().hex}', "
-                  f"['intents.near'], {low}, {high}, toDateTime64({lo}, 3, 'UTC'), toDateTime64({hi}.999, 3, 'UTC'), "
+                  f"['', 'intents.near'], {low}, {high}, toDateTime64({lo}, 3, 'UTC'), toDateTime64({hi}.999, 3, 'UTC'), "
                   f"map(), 0)")
         s.command(f"INSERT INTO {s.table('streams')} (stream, version, owners, start_height, height, block_hash, "
                   f"written, commit_seq, holder, claimed_at, lease_until) VALUES ('bench', {self.seq}, "

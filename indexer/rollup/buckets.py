@@ -69,8 +69,9 @@ def _insert_sql(store: Store, family: Family, grain: str, seconds: int, buckets:
         source, time_col = store.table(family.base), "block_timestamp"
         aggs = [c.from_base for c in family.columns]
         join = family.array_join
-    else:
-        source, time_col = store.table(family.table("1m")), "bucket"
+    else:  # from the next finer grain: an hour from its minutes, a day from its hours
+        finer = GRAINS[[g for g, _ in GRAINS].index(grain) - 1][0]
+        source, time_col = store.table(family.table(finer)), "bucket"
         keys = [name for name, _ in family.keys]
         aggs = [c.from_finer for c in family.columns]
         join = ""
