@@ -1,4 +1,4 @@
-"""``intents-indexer``: run, backfill, migrate, status, query, simulate."""
+"""``intents-indexer``: run, backfill, serve, migrate, status, query, simulate."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ EXIT_CODES_HELP = (
 
 
 # Flags are generated from the Settings fields, so every setting has one, with the same help.
-_STORE_FIELDS = ("store", "database", "log_format", "log_level")
-_INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS)
+_STORE_FIELDS = ("store", "database", "cluster", "log_format", "log_level")
+_API_FIELDS = tuple(f for f in Settings.model_fields if f.startswith("api_") or f == "redis_url")
+_INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS and f not in _API_FIELDS)
+_LIST_FIELDS = ("contracts", "solver_accounts", "api_trusted_proxies", "api_cors_origins")
 
 
 def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -50,7 +52,7 @@ def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     annotation = field.annotation
     if annotation is bool:
         return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=text)
-    if name in ("contracts", "solver_accounts"):
+    if name in _LIST_FIELDS:
         return click.option(flag, name, multiple=True, help=text + " Repeatable.")
     choices = getattr(annotation, "__args__", None)
     if getattr(annotation, "__origin__", None) is Literal and choices:
@@ -77,13 +79,14 @@ def _store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _ingest_options = _options(_INGEST_FIELDS)
+_api_options = _options(_API_FIELDS)
 
 
 def _flag_values(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """(--config file, settings given as flags); repeatable flags not given are left out."""
     overrides = dict(kwargs)
     config_file = overrides.pop("config_file", None)
-    for key in ("contracts", "solver_accounts"):
+    for key in _LIST_FIELDS:
         if overrides.get(key):
             overrides[key] = list(overrides[key])
         else:
@@ -118,7 +121,7 @@ def _connect(settings: Settings, *, migrate: bool):  # type: ignore[no-untyped-d
     from indexer.store import migrations
     from indexer.store.client import Store
 
-    store = Store(settings.store, settings.database)
+    store = Store(settings.store, settings.database, settings.cluster)
     if migrate:
         try:
             applied = migrations.migrate(store)
@@ -194,6 +197,7 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 @main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
+@_api_options
 @click.option("--start-block", type=click.IntRange(min=0), help="Height to start from when there is no checkpoint yet "
                                               "(default: the latest final block).")
 @_reindex_option
@@ -226,6 +230,8 @@ class _Daemon:
         self.store: Any = None
         self.delay = settings.retry_base_delay
         self.health = Health(settings.ready_max_lag_blocks)
+        self.api: Any = None  # the API's runner, with --api-port
+        self.api_store: Any = None  # the API's own connection to a ClickHouse server
 
     async def run(self) -> None:
         _install_signal_handlers(self.stop)
@@ -239,10 +245,27 @@ class _Daemon:
                 # let a round in progress finish before the store closes under it
                 self.stop.set()
                 await asyncio.gather(background, return_exceptions=True)
+            if self.api is not None:
+                await self.api.cleanup()
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
             if self.store is not None:
                 self.store.close()
+            if self.api_store is not None:
+                self.api_store.close()
+
+    async def _start_api(self) -> None:
+        """With --api-port, serve the API once the store is open. The embedded store allows one
+        process, so the API shares the daemon's connection; a server gets a connection of its own
+        (the daemon's is replaced when it reconnects)."""
+        if self.settings.api_port is None or self.api is not None:
+            return
+        from indexer.api.app import start
+        from indexer.store.client import Store
+
+        if not self.store.embedded:
+            self.api_store = await asyncio.to_thread(Store, self.settings.store, self.settings.database)
+        self.api = await start(self.settings, self.store if self.store.embedded else self.api_store)
 
     def _start_rollups(self) -> asyncio.Task[None] | None:
         """Rollups every --rollup-interval, each followed by a refresh of the /metrics rollup gauges."""
@@ -270,6 +293,7 @@ class _Daemon:
 
         try:
             await self._connect_store()
+            await self._start_api()
             await self._index()
         except FingerprintError as exc:
             _fail(str(exc), EXIT_CONFIG)
@@ -366,8 +390,11 @@ def _log_progress(plan: Any, every: float = 10.0) -> Callable[[Any], None]:
               help="Last height to index, at least --from (default: the latest final block).")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bar (default: on a terminal; periodic log lines otherwise).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Split the range into this many contiguous parts, each its own stream (each resumes on its own), "
+                   "decoded by as many processes. On the embedded store this process writes what they decode.")
 @_reindex_option
-def backfill(from_height: int, to_height: int | None, show_progress: bool | None, reindex: bool,
+def backfill(from_height: int, to_height: int | None, show_progress: bool | None, workers: int, reindex: bool,
              **kwargs: Any) -> None:
     """Index the heights --from..--to and exit.
 
@@ -382,7 +409,10 @@ def backfill(from_height: int, to_height: int | None, show_progress: bool | None
     store = _open_store(settings, migrate=settings.auto_migrate)
     if show_progress is None:
         show_progress = sys.stderr.isatty()
-    code = asyncio.run(_backfill(settings, store, from_height, to_height, show_progress, reindex))
+    if workers > 1:
+        code = asyncio.run(_backfill_parallel(settings, store, from_height, to_height, workers, reindex))
+    else:
+        code = asyncio.run(_backfill(settings, store, from_height, to_height, show_progress, reindex))
     sys.exit(code)
 
 
@@ -450,6 +480,62 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
     return EXIT_RUNTIME
 
 
+async def _backfill_parallel(settings: Settings, store: Any, start: int, end: int | None, workers: int,
+                             reindex: bool = False) -> int:
+    """``backfill --workers N``: the parts run in N processes (indexer/parallel.py)."""
+    from indexer.parallel import Parallel, WorkerError, plan_parts
+    from indexer.sources import SourceError, open_source
+    from indexer.store.streams import LeaseError
+    from indexer.store.writer import FingerprintError
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        async with open_source(settings) as source:
+            end, parts = await plan_parts(store, settings, source, start, end, workers, reindex=reindex)
+        if end < start:
+            _fail(f"--from {start} is beyond the source's latest final block {end}: "
+                  "give a lower --from, or wait for the chain to get there", EXIT_CONFIG)
+        if all(p.plan is None for p in parts):
+            log.info("range already indexed; nothing to do (--reindex writes it again)", workers=len(parts))
+            return EXIT_OK
+        log.info("backfill", from_height=start, to_height=end, contracts=settings.contracts,
+                 parts=[f"{p.stream}: {p.plan.resume_height if p.plan else p.high + 1}..{p.high}" for p in parts])
+        outcome = await Parallel(settings, store, parts, _log_parallel_progress(start, end)).run(stop)
+        summary = dict(blocks=outcome.blocks, rows=outcome.rows, chain_breaks=outcome.chain_breaks,
+                       seconds=round(outcome.elapsed, 2), blocks_per_s=round(outcome.blocks / outcome.elapsed, 1),
+                       mb_per_s=round(outcome.bytes / outcome.elapsed / 1e6, 1), workers=len(parts),
+                       heights=outcome.heights)
+        if not outcome.finished:
+            resume = _resume_command()
+            log.warning(f"backfill stopped before --to {end}; resume with: {resume}", resume=resume, **summary)
+            return EXIT_STOPPED
+        log.info("backfill finished", **summary)
+        return EXIT_OK
+    except FingerprintError as exc:
+        _fail(str(exc), EXIT_CONFIG)
+    except (SourceError, LeaseError, WorkerError) as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    return EXIT_RUNTIME
+
+
+def _log_parallel_progress(start: int, end: int, every: float = 10.0) -> Callable[[Any], None]:
+    last = [time.monotonic()]
+
+    def report(o: Any) -> None:
+        now = time.monotonic()
+        if now - last[0] < every:
+            return
+        last[0] = now
+        done = sum(max(0, h - p.low + 1) for p in o.parts for h in [o.heights.get(p.stream, p.low - 1)])
+        log.info("progress", heights_done=done, percent=round(100 * done / max(end - start + 1, 1), 1),
+                 rows=o.rows, streams=o.heights)
+
+    return report
+
+
 async def _with_progress_bar(settings: Settings, store: Any, source: Any, plan: Any, stop: asyncio.Event) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -482,6 +568,9 @@ def _parse_time(value: str | None, param: str) -> int | None:
         raise click.BadParameter(f"{value!r} is not a time: give unix seconds or ISO 8601, e.g. "
                                  "2026-01-05T00:00:00Z or 2026-01-05", param_hint=param) from None
     return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp())
+
+
+DEFAULT_API_PORT = 8080
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -518,6 +607,44 @@ def rollup(once: bool, rebuild: bool, from_time: str | None, to_time: str | None
                 click.echo(f"{r.job}: {r.commits} commits, {r.buckets} buckets in {r.seconds:.3f} s")
         else:
             asyncio.run(_rollup_forever(store, interval or settings.rollup_interval or 10.0))
+    finally:
+        store.close()
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_store_options
+@_api_options
+def serve(**kwargs: Any) -> None:
+    """Serve the HTTP API alone, against a ClickHouse server store.
+
+    Several replicas can run behind a load balancer, sharing Redis (--redis-url) for the cache and
+    the rate limits. --api-port defaults to 8080. The embedded store is refused: it allows one
+    process per data path; serve the API inside the daemon with `run --api-port` instead.
+    SIGINT/SIGTERM stop it (exit 0).
+    """
+    settings = _settings(kwargs)
+    if settings.store.startswith("chdb://"):
+        _fail(f"serve needs a ClickHouse server store (--store http://user:pass@host:8123/db), not the embedded "
+              f"{settings.store}: an embedded store allows one process per data path, which the indexer holds. "
+              "Serve the API inside the daemon instead: intents-indexer run --api-port PORT", EXIT_CONFIG)
+    if settings.api_port is None:
+        settings = settings.model_copy(update={"api_port": DEFAULT_API_PORT})
+    store = _open_store(settings, migrate=False)
+    asyncio.run(_serve(settings, store))
+
+
+async def _serve(settings: Settings, store: Any) -> None:
+    from indexer.api.app import start
+
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        try:
+            runner = await start(settings, store)
+        except OSError as exc:
+            _fail(f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror or exc}")
+        await stop.wait()
+        await runner.cleanup()
     finally:
         store.close()
 
@@ -614,7 +741,85 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
         store.close()
 
 
-@main.command("dead-letters", epilog=EXIT_CODES_HELP)
+def _confirm(summary: str, question: str, yes: bool) -> None:
+    """Show what a command that changes the store will do and ask, unless --yes. Without a terminal
+    to ask on, it refuses (exit 2): a script must say --yes. Declining exits 3: nothing changed."""
+    click.echo(summary)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        _fail("stdin is not a terminal, so there is no one to confirm this: nothing was changed; "
+              "add --yes to go ahead", EXIT_CONFIG)
+    if not click.confirm(question, default=False):
+        click.echo("cancelled: nothing was changed", err=True)
+        sys.exit(EXIT_STOPPED)
+
+
+def _yes_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--yes", "-y", "yes", is_flag=True,
+                        help="Go ahead without asking. Without it the command shows what it will change and asks; "
+                             "when stdin is not a terminal it refuses (exit 2).")(fn)
+
+
+def _account(value: str | None, flag: str) -> str | None:
+    from indexer.config import account_problem
+
+    if value is None:
+        return None
+    account = value.strip().partition(":")[0].lower()
+    problem = account_problem(account)
+    if problem:
+        raise click.BadParameter(f"{value!r} is not a NEAR account id: {problem} (e.g. intents.near)",
+                                 param_hint=f"'{flag}'")
+    return account
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@_store_options
+@click.option("--to", "to_height", type=click.IntRange(min=0), required=True,
+              help="Keep what was indexed up to this height, inclusive; remove everything above it.")
+@click.option("--contract", "contract",
+              help="Rewind only this contract's rows (a NEAR account id). Blocks stay while another contract "
+                   "has rows above --to. Default: every contract and the blocks.")
+@_yes_option
+def rewind(to_height: int, contract: str | None, yes: bool, **kwargs: Any) -> None:
+    """Remove what was indexed above --to (and the streams' progress past it), so the next run indexes it again.
+
+    For every contract (or one, with --contract), the rows above --to go, every stream's record of
+    having written them goes, and the streams that index them move back to --to: the next `run`
+    (and a backfill of a range above --to, run again) re-indexes from --to + 1. It refuses (exit 1,
+    naming the process) while a running stream may write those heights, and records a `rewind` row
+    in the `commits` change feed so rollups recompute them. Shows what it will remove and asks for
+    confirmation unless --yes; declining exits 3.
+    """
+    account = _account(contract, "--contract")
+    settings = _settings(kwargs)
+    from indexer.store import rewind as rewinding
+    from indexer.store.streams import LeaseError
+
+    store = _open_store(settings, migrate=settings.auto_migrate, existing=True)
+    try:
+        if not store.table_exists("streams"):
+            _fail(f"{settings.database} has no tables: nothing was indexed, nothing to rewind", EXIT_CONFIG)
+        preview = rewinding.plan(store, to_height, account)
+        if preview.empty:
+            click.echo(f"nothing indexed above {to_height}" + (f" for {account}" if account else "") +
+                       ": nothing to do")
+            return
+        _confirm(preview.describe(), "Remove these rows and move the streams back?", yes)
+        try:
+            done, commit = rewinding.rewind(store, to_height, account, ttl=settings.lease_ttl,
+                                            settle=settings.lease_settle)
+        except LeaseError as exc:
+            _fail(str(exc))
+        removed = sum(done.rows.values())
+        click.echo(f"rewound to {to_height}: removed {removed} row(s), moved {len(done.moves)} stream(s) back"
+                   + (f"; change feed: operations #{commit.seq} (rewind)" if commit else ""))
+    finally:
+        store.close()
+
+
+@main.group("dead-letters", cls=_Group, epilog=EXIT_CODES_HELP, invoke_without_command=True)
 @_store_options
 @click.option("--kind", help="Only this kind, e.g. chain_break, args, log, block (see the dead_letters table).")
 @click.option("--since", "since", type=click.IntRange(min=0), help="Only blocks at or above this height.")
@@ -623,11 +828,15 @@ def query(sql: str, fmt: str, **kwargs: Any) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help="Output: an aligned table (long reasons and payloads cut short), a JSON list of objects, "
                    "or CSV with a header (both in full).")
-def dead_letters(kind: str | None, since: int | None, limit: int, fmt: str, **kwargs: Any) -> None:
+@click.pass_context
+def dead_letters(ctx: click.Context, kind: str | None, since: int | None, limit: int, fmt: str, **kwargs: Any) -> None:
     """List dead letters: inputs the indexer stored aside instead of decoding, newest first.
 
     Each has its block height, shard, receipt, contract, kind, the reason and the raw payload.
+    `dead-letters retry` decodes them again with the current decoder.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     settings = _settings(kwargs)
     from indexer.query import QueryError, list_dead_letters
 
@@ -636,6 +845,50 @@ def dead_letters(kind: str | None, since: int | None, limit: int, fmt: str, **kw
         click.echo(list_dead_letters(store, kind=kind, since=since, limit=limit, fmt=fmt))
     except QueryError as exc:
         _fail(str(exc))
+    finally:
+        store.close()
+
+
+@dead_letters.command("retry", epilog=EXIT_CODES_HELP)
+@_store_options
+@_options(("contracts", "solver_accounts"))
+@click.option("--kind", help="Only dead letters of this kind: receipt, log or args (the kinds that keep their receipt).")
+@click.option("--since", "since", type=click.IntRange(min=0), help="Only dead letters at or above this height.")
+@_yes_option
+def dead_letters_retry(kind: str | None, since: int | None, yes: bool, **kwargs: Any) -> None:
+    """Decode dead letters again with the current decoder (after a fix), exactly once.
+
+    Each selected dead letter's receipt is decoded again as a whole, with the contract roles and
+    solver accounts as configured (--contract, --solver-account; give those the daemon has), and
+    every row of that receipt is replaced: what decodes now is written once, what still fails stays
+    one dead letter with the new reason, so a second retry changes nothing. A `retry` row in the
+    `commits` change feed names the heights. Block-level dead letters (block, shard, chain_break)
+    and those stored before migration 0003 keep no receipt: re-index them with backfill --reindex.
+    It refuses (exit 1, naming the process) while a running stream may write those heights; shows
+    what it will do and asks unless --yes; declining exits 3.
+    """
+    settings = _settings(kwargs)
+    from indexer import deadletters
+    from indexer.store.streams import LeaseError
+
+    store = _open_store(settings, migrate=settings.auto_migrate, existing=True)
+    try:
+        if not store.table_exists("dead_letters"):
+            _fail(f"{settings.database} has no tables: nothing was indexed, no dead letters", EXIT_CONFIG)
+        first = deadletters.preview(store, kind=kind, since=since)
+        if not first.letters:
+            click.echo(first.describe() + "\nnothing to retry")
+            return
+        _confirm(first.describe(), "Decode them again and replace their receipts' rows?", yes)
+        try:
+            report = deadletters.retry(store, settings, kind=kind, since=since)
+        except LeaseError as exc:
+            _fail(str(exc))
+        rows = ", ".join(f"{t} {n}" for t, n in sorted(report.rows.items())) or "none"
+        click.echo(f"retried {report.retried} dead letter(s) of {report.receipts} receipt(s): "
+                   f"{report.fixed_receipts} receipt(s) decode now, {report.still_failing} dead letter(s) still fail; "
+                   f"rows written: {rows}"
+                   + (f"; change feed: operations #{report.commit.seq} (retry)" if report.commit else ""))
     finally:
         store.close()
 
@@ -649,6 +902,7 @@ _SECRET_ENV = {"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 @main.command("config", epilog=EXIT_CODES_HELP)
 @_store_options
 @_ingest_options
+@_api_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output: an aligned table, or JSON.")
 def config_command(fmt: str, **kwargs: Any) -> None:

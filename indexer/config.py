@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from indexer.decode.roles import Role  # what each --contract is; decoding gives the roles meaning
@@ -29,6 +29,7 @@ class ConfigError(Exception):
 # NEAR account ids (nearcore's AccountId rules): 2..64 characters; dot-separated parts of lowercase
 # letters and digits, where '-' and '_' may only stand between two of them. Implicit accounts
 # (64 hex characters, or 0x + 40 hex) follow the same rules.
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _ACCOUNT_PART = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 
 
@@ -129,6 +130,10 @@ class Settings(BaseSettings):
     store: str = Field("chdb://./data", description="ClickHouse DSN: chdb://PATH (embedded) or http(s)://user:pass@host:8123/db")
     database: str = Field("near_intents", description="ClickHouse database holding the tables")
     auto_migrate: bool = Field(True, description="apply pending migrations on run and backfill")
+    cluster: str | None = Field(
+        None, description="ClickHouse cluster name: DDL ON CLUSTER, Replicated tables, Distributed tables over "
+                          "<table>_local (a server store only; README \"Clusters\")"
+    )
 
     # --- source ---
     source: str = Field("auto", description="where blocks come from: lake | neardata | files:PATH | auto (lake with AWS credentials, else neardata)")
@@ -142,6 +147,10 @@ class Settings(BaseSettings):
     retry_base_delay: float = Field(0.2, gt=0, description="first retry delay in seconds; doubles each try")
     retry_max_delay: float = Field(10.0, gt=0, description="longest delay between retries in seconds")
     poll_interval: float = Field(0.3, gt=0, description="seconds between polls for a new block at the chain head")
+    wait_log_interval: float = Field(
+        10.0, ge=0, description="seconds between info lines while a source waits for a block, shard or host "
+                                "(the first retry is always logged)"
+    )
     strict_chain: bool = Field(False, description="stop when a block's prev_hash does not match the previous block")
 
     # --- what to index ---
@@ -153,7 +162,8 @@ class Settings(BaseSettings):
     solver_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="accounts known to be solvers")
     resolve_all_tx: bool = Field(
         False,
-        description="decode every shard so that every receipt's transaction hash is resolved (slower)",
+        description="decode every shard in full (slower); skipped shards are read for their receipt chains anyway, "
+                    "so tx hashes resolve either way",
     )
     tx_lookback_blocks: int = Field(
         250, ge=0, description="blocks after its transaction within which a receipt still gets its tx_hash; replayed on resume"
@@ -190,6 +200,71 @@ class Settings(BaseSettings):
                                "behind the chain head"
     )
 
+    # --- API (indexer/api; `serve`, or `run --api-port`) ---
+    api_port: int | None = Field(None, description="serve the HTTP API under /api/v1 on this port (with `run`: "
+                                                   "inside the daemon, on the embedded store)")
+    api_host: str = Field("127.0.0.1", description="address the API listens on")
+    redis_url: str | None = Field(None, description="Redis for the API's shared cache and rate limits, e.g. "
+                                                    "redis://localhost:6379/0 (none: in-process cache and limiter)")
+    api_cache_ttl: float = Field(30.0, gt=0, description="seconds an intent stays in the Redis cache")
+    api_local_cache_ttl: float = Field(2.0, ge=0, description="seconds an intent stays in the in-process cache "
+                                                              "(0: no in-process cache)")
+    api_local_cache_size: int = Field(10_000, ge=1, description="intents the in-process cache holds at most")
+    api_read_limit: str = Field("100/minute", description="rate limit of reads per client (IP or API key), in the "
+                                                          "`limits` notation: 10/second, 100/minute, 20/15 minutes")
+    api_validate_limit: str = Field("20/15 minutes", description="rate limit of POST /api/v1/intents/validate per "
+                                                                 "client (IP or API key)")
+    api_limit_policy: Literal["fail-open", "fail-closed"] = Field(
+        "fail-open", description="with Redis unreachable, fail-open serves requests unlimited, fail-closed answers "
+                                 "503 until Redis is back")
+    api_key_header: str = Field("X-API-Key", description="request header that names an API key; a client sending "
+                                                         "one is limited per key instead of per IP")
+    api_trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is "
+                                          "believed (none: the client is the connecting address)")
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="origins allowed to call the API from a browser (none: CORS closed; * "
+                                          "allows any)")
+    api_max_page: int = Field(100, ge=1, le=1000, description="largest `limit` of GET /api/v1/intents")
+
+    @field_validator("api_read_limit", "api_validate_limit")
+    @classmethod
+    def _valid_limit(cls, v: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(v)
+        except ValueError:
+            raise ConfigError(f"rate limit {v!r} is not in the `limits` notation, e.g. 100/minute or "
+                              "20/15 minutes") from None
+        return v
+
+    @field_validator("api_trusted_proxies", "api_cors_origins", mode="before")
+    @classmethod
+    def _api_lists(cls, v: Any) -> Any:
+        return _split_list(v)
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in v:
+            try:
+                ipaddress.ip_network(net.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(f"--api-trusted-proxies {net!r} is not an address or CIDR range "
+                                  "(e.g. 10.0.0.0/8)") from None
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _valid_redis(cls, v: str | None) -> str | None:
+        if v is not None and urlsplit(v).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(f"--redis-url {_redact(v)!r}: use redis://host:6379/0, rediss://... or "
+                              "unix:///path/redis.sock")
+        return v
+
     @field_validator("store")
     @classmethod
     def _valid_store(cls, v: str) -> str:
@@ -206,6 +281,24 @@ class Settings(BaseSettings):
         except ValueError:
             raise ConfigError(f"--store {_redact(v)!r}: the port is not a number") from None
         return v
+
+    @field_validator("cluster")
+    @classmethod
+    def _valid_cluster(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if not _CLUSTER_NAME.fullmatch(v):
+            raise ConfigError(f"--cluster {v!r} is not a cluster name: use the name of a cluster in the servers' "
+                              "remote_servers (letters, digits, '_', '-', '.')")
+        return v
+
+    @model_validator(mode="after")
+    def _cluster_needs_server(self) -> "Settings":
+        if self.cluster and self.store.startswith("chdb://"):
+            from indexer.store.cluster import embedded_cluster_message
+
+            raise ConfigError(embedded_cluster_message(self.cluster))
+        return self
 
     @field_validator("source")
     @classmethod
@@ -335,7 +428,7 @@ def setting_origins(config_file: str | Path | None = None, **overrides: Any) -> 
 
 
 # Settings values that may hold credentials: URLs with a password.
-SECRET_URL_FIELDS = ("store", "lake_endpoint", "neardata_url")
+SECRET_URL_FIELDS = ("store", "lake_endpoint", "neardata_url", "redis_url")
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

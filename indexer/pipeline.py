@@ -81,13 +81,14 @@ def stream_spec(settings: Settings, stream: str, start: int, end: int | None, *,
 
 
 async def plan_backfill(store: Store, settings: Settings, source: BlockSource, start: int, end: int | None, *,
-                        reindex: bool = False) -> Plan | None:
+                        reindex: bool = False, stream: str | None = None) -> Plan | None:
     """The plan of ``backfill --from start [--to end]``; None when that range is indexed already.
 
     Without ``end`` the stream is ``backfill:<start>-head``: the head at its first launch is stored
-    as its end, so an interrupted run resumes instead of starting over.
+    as its end, so an interrupted run resumes instead of starting over. ``stream`` names another
+    stream for the range (a part of a parallel backfill).
     """
-    stream = streams.backfill_stream(start, end)
+    stream = stream or streams.backfill_stream(start, end)
     state = await asyncio.to_thread(streams.read, store, stream)
     if end is None:
         end = state.end_height if state is not None and state.end_height is not None else await source.final_head()
@@ -238,6 +239,8 @@ class Pipeline:
 
     async def _next_block(self, queue: asyncio.Queue[RawBlock | None], stop: asyncio.Event):  # type: ignore[no-untyped-def]
         """The next raw block, None at the end, STOPPED, or _FLUSHED after a flush at the head."""
+        if queue.empty() and not self._batch.blocks and self.progress.blocks:
+            self._at_head()  # the last batch filled up just as the source ran out of blocks
         if queue.empty() and self._batch.blocks:
             # At the head: flush now unless we flushed very recently (rate limit per table).
             wait = self.settings.flush_interval - (time.monotonic() - self._last_flush)
@@ -293,8 +296,8 @@ class Pipeline:
     def _at_head(self) -> None:
         if self.plan.end_height is None and not self._following:
             self._following = True
-            log.info(f"caught up at {self._batch.last_height}, following the head", height=self._batch.last_height,
-                     stream=self.plan.stream)
+            height = self.progress.height  # the last block decoded
+            log.info(f"caught up at {height}, following the head", height=height, stream=self.plan.stream)
 
     def _behind(self) -> None:
         if self._following:

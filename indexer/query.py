@@ -93,7 +93,8 @@ def list_dead_letters(store: Store, *, kind: str | None = None, since: int | Non
     """Dead letters, newest first, optionally of one kind and from a height on."""
     if not store.table_exists("dead_letters"):
         raise QueryError(f"{store.database} has no tables yet: run `intents-indexer migrate` or start indexing")
-    where, params = [], {}
+    # A retry killed before its change-feed row leaves new dead letters that are not there yet.
+    where, params = [f"(retry_token = '' OR retry_token IN (SELECT token FROM {store.table('commits')}))"], {}
     if kind:
         where.append("kind = {kind:String}")
         params["kind"] = kind

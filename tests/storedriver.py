@@ -31,6 +31,7 @@ KEYS = {
     "intent_updates": "contract_id, intent_id, block_height, update_index",
     "solver_executions": "contract_id, solver_id, block_timestamp, receipt_id",
     "dead_letters": "block_height, contract_id, seq",
+    "intent_lookups": "kind, key, block_height, update_index, intent_id",
 }
 LOOKBACK = 250
 
@@ -224,3 +225,30 @@ def clean_tables(path: Path, rows: Rows) -> dict[str, list[tuple[Any, ...]]]:
     for table, table_rows in rows.tables.items():
         clean.insert_rows(table, COLUMNS[table], table_rows)
     return dump(clean)
+
+
+def dying(store: Any, n: int):  # type: ignore[no-untyped-def]
+    """Make the n-th insert or command of the store raise Crash (the process died there)."""
+    real_insert, real_command = store.insert_rows, store.command
+    count = [0]
+
+    def tick() -> None:
+        count[0] += 1
+        if count[0] == n:
+            raise Crash(f"died at write {n}")
+
+    def insert(*a: Any, **k: Any) -> None:
+        tick()
+        real_insert(*a, **k)
+
+    def command(sql: str, *a: Any, **k: Any) -> Any:
+        if not sql.lstrip().upper().startswith("SELECT"):
+            tick()
+        return real_command(sql, *a, **k)
+
+    store.insert_rows, store.command = insert, command
+
+    def restore() -> None:
+        store.insert_rows, store.command = real_insert, real_command
+
+    return restore

@@ -18,7 +18,7 @@ from indexer import metrics
 from indexer.config import ContractSpec
 from indexer.decode.block import BlockDecoder, DecodedBlock, DecoderConfig
 from indexer.decode.nep297 import PREFIX
-from indexer.decode.rows import ts_string
+from indexer.decode.rows import COLUMNS, Rows, ts_string
 from indexer.sources.base import RawBlock
 
 try:
@@ -337,11 +337,46 @@ def test_undecodable_shard_is_dead_lettered_and_the_rest_decoded() -> None:
     d = decoder("token.sweat", "corn.v1.corn-staging.near")
     decoded = d.decode(raw)
     (dl,) = table(decoded.rows, "dead_letters")
-    assert dl["kind"] == "shard" and dl["shard_id"] == 3 and "shard_3.json undecodable" in dl["reason"]
+    assert dl["kind"] == "shard" and dl["shard_id"] == 3
+    assert "shard_3.json of block 107503704 is not a complete shard file" in dl["reason"]
     assert dl["payload"] == damaged.decode(errors="replace")
     receipts = table(decoded.rows, "receipts")
     assert [r["receiver_id"] for r in receipts] == ["corn.v1.corn-staging.near"]
     assert len(table(decoded.rows, "blocks")) == 1
+
+
+def _shard_dead_letters(raw: RawBlock, *contracts: str) -> dict[int, str]:
+    return {d["shard_id"]: d["reason"] for d in table(decoder(*contracts).decode(raw).rows, "dead_letters")}
+
+
+@pytest.mark.parametrize("resolve_all", [False, True])
+def test_shards_that_are_not_shards_of_the_block_are_dead_letters(resolve_all: bool) -> None:
+    """Checked before the pre-filter: none of these names a tracked account."""
+    raw = raw_block(fixture_folder(107503704))
+    other = raw_block(fixture_folder(93085141))
+    raw.shards[0] = b"<html><body>502 Bad Gateway</body></html>"
+    raw.shards[1] = raw.shards[1][:100]  # cut off
+    raw.shards[2] = other.shards[2]  # a whole shard, of another block
+    raw.shards[3] = b'  {"message": "Internal Server Error"}\n'  # JSON, not a shard
+    before = metric("near_intents_dead_letters_total", kind="shard")
+    d = decoder("nobody.near", resolve_all_tx=resolve_all)
+    dead = {r["shard_id"]: r for r in table(d.decode(raw).rows, "dead_letters")}
+    assert sorted(dead) == [0, 1, 2, 3] and {r["kind"] for r in dead.values()} == {"shard"}
+    assert metric("near_intents_dead_letters_total", kind="shard") - before == 4
+    assert "does not start like a JSON object" in dead[0]["reason"]
+    assert "does not end like a JSON object" in dead[1]["reason"]
+    assert "carries another chunk than 4g39cKGFVe" in dead[2]["reason"] and "shard 2" in dead[2]["reason"]
+    assert "not a shard file" in dead[3]["reason"]
+    assert all("of block 107503704" in r["reason"] for r in dead.values())
+    assert dead[2]["payload"] == other.shards[2].decode()
+
+
+def test_shard_check_accepts_whitespace_and_a_missed_chunk() -> None:
+    block, shards = read_block(fixture_folder(107503704))
+    shards[1][1]["chunk"] = None  # a shard that missed its chunk carries no chunk hash
+    raw = raw_from_objects(block, shards)
+    raw.shards[0] = b"\n\t " + raw.shards[0] + b" \r\n"
+    assert _shard_dead_letters(raw, "token.sweat") == {}
 
 
 def test_shard_with_wrong_types_is_dead_lettered() -> None:
@@ -547,3 +582,41 @@ def test_role_decoder_crash_is_dead_lettered_and_the_receipt_kept(chain: list[Ra
     assert dl["kind"] == "receipt" and dl["receipt_id"] == MAIN_RECEIPT_ID
     assert "verifier decoder failed" in dl["reason"] and "decoder bug" in dl["reason"]
     assert json.loads(dl["payload"])["signed"]  # the call's arguments, for a later re-decode
+
+
+def _receipt_rows(rows: Rows, receipt_id: str) -> dict[str, list[list[Any]]]:
+    return {t: [r for r in rs if "receipt_id" in COLUMNS[t] and r[COLUMNS[t].index("receipt_id")] == receipt_id]
+            for t, rs in rows.tables.items()}
+
+
+def test_a_receipt_level_dead_letter_keeps_its_receipt_to_decode_again(chain: list[RawBlock],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer.decode import dip4
+
+    good = decoder("intents.near:verifier").decode(chain[0])
+    with monkeypatch.context() as m:
+        m.setattr(dip4, "decode_receipt", lambda *_: (_ for _ in ()).throw(RuntimeError("decoder bug")))
+        broken = decoder("intents.near:verifier").decode(chain[0])
+    (dl,) = table(broken.rows, "dead_letters")
+    assert dl["context"] and dl["decoder_version"] >= 3 and dl["log_index"] == -1 and dl["retry_token"] == ""
+    again = decoder("intents.near:verifier").redecode(dl["context"])  # the bug fixed: decodes as in its block
+    assert _receipt_rows(again, MAIN_RECEIPT_ID) == _receipt_rows(good.rows, MAIN_RECEIPT_ID)
+    assert again.tables["intent_updates"] and not again.tables["dead_letters"]
+
+
+def test_a_log_dead_letter_names_its_log_and_block_level_ones_keep_no_receipt() -> None:
+    bad = 'EVENT_JSON:{"standard":"nep141","event":'
+
+    def fn(reo: dict) -> None:
+        reo["execution_outcome"]["outcome"]["logs"].insert(0, bad)
+
+    raw, rid = _edit_tracked(107503704, "token.sweat", fn)
+    decoded = decoder("token.sweat").decode(raw)
+    (dl,) = table(decoded.rows, "dead_letters")
+    assert dl["log_index"] == 0 and json.loads(dl["context"])["outcome"]["receipt"]["receipt_id"] == rid
+    again = decoder("token.sweat").redecode(dl["context"])
+    assert _receipt_rows(again, rid) == _receipt_rows(decoded.rows, rid)  # still fails, the same way
+    whole = raw_block(fixture_folder(107503704))
+    whole.shards[3] = whole.shards[3][: len(whole.shards[3]) // 2]
+    (shard_letter,) = table(decoder("token.sweat").decode(whole).rows, "dead_letters")
+    assert shard_letter["kind"] == "shard" and shard_letter["context"] == "" and shard_letter["receipt_id"] == ""

@@ -491,6 +491,21 @@ def test_solver_collapse_and_gas_spike(tmp_path: Path) -> None:
     assert min(r[5] for r in spiked) > 40 * 10**12
 
 
+def test_solver_collapse_with_an_end_recovers(tmp_path: Path) -> None:
+    _, t = _lake(tmp_path / "lake", blocks=240, intents_per_block=4, malformed_rate=0,
+                 solver_collapses=(SolverCollapse("solver-priv-liq.near", 60, 0.0, end=139),))
+    start = t["blocks"]["first_height"]
+    rows = [r for r in t["details"]["solver_executions"] if r[1] == "solver-priv-liq.near"]
+    # Executions land a block or two after their batch starts: stay clear of the edges.
+    during = [r for r in rows if start + 62 <= r[6] <= start + 139]
+    after = [r for r in rows if r[6] >= start + 145]
+    assert during and not any(r[3] for r in during)
+    assert after and sum(r[3] for r in after) > 0.8 * len(after)
+    assert t["incidents"] == [{"kind": "solver_collapse", "solver": "solver-priv-liq.near", "from_offset": 60,
+                               "from_height": start + 60, "success_rate": 0.0, "to_offset": 139,
+                               "to_height": start + 139}]
+
+
 # --- CLI ---
 
 
@@ -517,6 +532,7 @@ def test_cli_writes_lake_and_prints_backfill_command(tmp_path: Path) -> None:
     (["--incident-verifier-pause", "5:2"], "TO must not be before FROM"),
     (["--incident-solver-collapse", "nobody.near@3"], "no such solver"),
     (["--incident-solver-collapse", "1@999"], "after the last block"),
+    (["--incident-solver-collapse", "1@9-3"], "END must not be before OFFSET"),
     (["--shard-ids", "a,b"], "comma-separated integers"),
     (["--protocol-version", "80"], "83"),
     (["--unlisted-solvers", "8"], "unlisted-solvers"),

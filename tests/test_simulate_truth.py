@@ -79,12 +79,21 @@ for c, st, f, cnt in q(f"SELECT contract_id, status, failure, count() FROM {T('i
     if st in ("failed", "expired"):
         i["failures"][f] = i["failures"].get(f, 0) + cnt
 for c, minute, st, cnt in q(
-        f"SELECT contract_id, formatDateTime(toStartOfMinute(last_seen), '%Y-%m-%d %H:%i:00'), status, count() "
+        f"SELECT contract_id, formatDateTime(toStartOfMinute(status_at), '%Y-%m-%d %H:%i:00'), status, count() "
         f"FROM {T('intents')} WHERE status IN ('executed', 'failed', 'completed', 'expired') GROUP BY ALL"):
     intents[c]["per_minute"].setdefault(minute, {})[st] = cnt
+for c, n, cnt in q(f"SELECT contract_id, attempts, count() FROM {T('intents')} GROUP BY ALL"):
+    intents[c].setdefault("attempts", {})[str(n)] = cnt
 out["intents"] = intents
 out["intent_rows"] = [list(r) for r in q(
-    f"SELECT contract_id, intent_id, status, failure, signer_id, solver_id FROM {T('intents')}")]
+    f"SELECT contract_id, intent_id, status, failure, signer_id, solver_id, attempts FROM {T('intents')}")]
+# every lookup row agrees with the update it was written for
+out["lookup_mismatches"] = q(
+    f"SELECT count() FROM {T('intent_lookups')} l LEFT ANTI JOIN {T('intent_updates')} u "
+    f"ON l.contract_id = u.contract_id AND l.intent_id = u.intent_id AND l.block_height = u.block_height "
+    f"AND l.update_index = u.update_index AND l.status = u.status")[0][0]
+out["lookup_tx"] = q(f"SELECT count() FROM {T('intent_lookups')} WHERE kind = 'tx'")[0][0]
+out["updates_with_tx"] = q(f"SELECT count() FROM {T('intent_updates')} WHERE tx_hash != ''")[0][0]
 out["dead_letters"] = {k: n for k, n in q(f"SELECT kind, count() FROM {T('dead_letters')} GROUP BY kind")}
 print(json.dumps(out, default=str))
 """
@@ -160,7 +169,9 @@ def assert_agrees(got: dict[str, Any], t: dict[str, Any]) -> None:
         assert have["by_status"] == want["by_status"], contract
         assert have["failures"] == want["failures"], contract
         assert have["per_minute"] == want["per_minute"], contract
+        assert have.get("attempts", {}) == want["attempts"], contract
     assert sorted(map(tuple, got["intent_rows"])) == sorted(map(tuple, t["details"]["intents"]))
+    assert got["lookup_mismatches"] == 0 and got["lookup_tx"] == got["updates_with_tx"] > 0
 
     assert got["dead_letters"] == t["dead_letters"]["by_kind"]
 
@@ -176,6 +187,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                   "solver_collapses": (SolverCollapse("1", 150, 0.2),
                                        SolverCollapse("solver-2.workshop.near", 100, 0.0)),
                   "gas_spikes": (Window(200, 240, 25.0),), "verifier_pauses": (Window(300, 330),)},
+    # relayers replaying executed batches and retrying failed ones: executed stays final, attempts add up
+    "replays": {"blocks": 300, "seed": 3, "noise_bytes_per_block": 5000, "intents_per_block": 4.0,
+                "failure_rate": 0.2, "replay_rate": 0.15, "retry_rate": 0.6, "tracked_shard_fraction": 0.0},
     # another seed and size, long workshop latencies, every shard mentioning tracked accounts
     "busy-shards": {"blocks": 180, "seed": 5, "noise_bytes_per_block": 20000, "tracked_shard_fraction": 1.0,
                     "max_latency_blocks": 12, "intents_per_block": 3.0, "start_height": 190_000_000},

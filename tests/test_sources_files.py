@@ -8,7 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import structlog
 
+from fakeclock import FakeClock, waiting_lines
 from indexer import metrics
 from indexer.config import load_settings
 from indexer.decode.block import BlockDecoder, DecoderConfig
@@ -51,16 +53,13 @@ async def test_a_block_still_being_written_is_waited_for(tmp_path: Path) -> None
     full = (folder / "block.json").read_bytes()
     (folder / "block.json").write_bytes(full[: len(full) // 2])  # a mirror mid-write
     before = _retries("incomplete_block")
-
-    async def finish() -> None:
-        await asyncio.sleep(0.2)
-        (folder / "block.json").write_bytes(full)
-
-    writer = asyncio.create_task(finish())
-    (block,) = [b async for b in FilesSource(tmp_path, _settings(tmp_path)).blocks(h, h)]
-    await writer
+    clock = FakeClock()
+    clock.on_sleep(2, lambda: (folder / "block.json").write_bytes(full))  # the mirror finishes
+    source = clock.drive(FilesSource(tmp_path, _settings(tmp_path)))
+    (block,) = [b async for b in source.blocks(h, h)]
     assert block.block == full
-    assert _retries("incomplete_block") > before
+    assert _retries("incomplete_block") - before == 2
+    assert clock.slept == [0.05, 0.1]
 
 
 async def test_an_old_malformed_block_is_delivered_and_dead_lettered(tmp_path: Path) -> None:
@@ -78,8 +77,47 @@ async def test_a_shard_that_never_appears_is_a_clear_error(tmp_path: Path) -> No
     h = MAINNET_HEIGHTS[0]
     folder = _copy(tmp_path, h)
     (folder / "shard_2.json").unlink()
+    clock = FakeClock()
     with pytest.raises(SourceError, match="shard_2.json"):
-        [b async for b in FilesSource(tmp_path, _settings(tmp_path, shard_retry_limit=2)).blocks(h, h)]
+        [b async for b in clock.drive(FilesSource(tmp_path, _settings(tmp_path, shard_retry_limit=2))).blocks(h, h)]
+    assert clock.slept == [0.05, 0.1]  # backed off, then gave up
+
+
+async def test_waiting_for_a_shard_is_logged_on_the_first_retry_then_every_interval(tmp_path: Path) -> None:
+    h = MAINNET_HEIGHTS[0]
+    folder = _copy(tmp_path, h)
+    shard = folder / "shard_2.json"
+    saved = shard.read_bytes()
+    shard.unlink()
+    clock = FakeClock()
+    clock.on_sleep(6, lambda: shard.write_bytes(saved))
+    settings = _settings(tmp_path, shard_retry_limit=8, retry_base_delay=1, retry_max_delay=4, wait_log_interval=5)
+    with structlog.testing.capture_logs() as captured:
+        source = clock.drive(FilesSource(tmp_path, settings))
+        (block,) = [b async for b in source.blocks(h, h)]
+    assert block.shards[2] == saved
+    # retries at t=0, 1, 3, 7, 11, 15 (delays 1, 2, 4, 4 ...): lines at 0, then >= 5 s apart
+    lines = waiting_lines(captured)
+    assert [(e["attempt"], e["next_try_s"]) for e in lines] == [(1, 1.0), (4, 4.0), (6, 4.0)]
+    for e in lines:
+        assert e["source"] == "files" and e["awaited"] == f"block {h} shard 2"
+        assert e["block_height"] == h and e["shard_id"] == 2 and e["tries"] == 9 and e["reason"] == "missing_shard"
+    assert lines[0]["event"] == (f"waiting for block {h} shard 2 from the files source: try 1 of 9 failed "
+                                 "(missing_shard), next try in 1 s")
+
+
+async def test_a_wait_is_logged_once_within_the_interval(tmp_path: Path) -> None:
+    h = MAINNET_HEIGHTS[0]
+    folder = _copy(tmp_path, h)
+    (folder / "block.json").unlink()
+    clock = FakeClock()
+    with structlog.testing.capture_logs() as captured:
+        source = clock.drive(FilesSource(tmp_path, _settings(tmp_path, shard_retry_limit=4)))
+        with pytest.raises(SourceError):
+            await source._read(h)
+    (line,) = waiting_lines(captured)
+    assert line["awaited"] == f"block {h}" and line["reason"] == "incomplete_block" and "shard_id" not in line
+    assert (line["attempt"], line["tries"], line["next_try_s"]) == (1, 5, 0.05)
 
 
 async def test_following_picks_up_new_folders(tmp_path: Path) -> None:
@@ -97,7 +135,7 @@ async def test_following_picks_up_new_folders(tmp_path: Path) -> None:
     await asyncio.sleep(0.2)
     for h in MAINNET_HEIGHTS[1:3]:
         _copy(tmp_path, h)
-    await asyncio.wait_for(task, timeout=10)
+    await asyncio.wait_for(task, timeout=60)
     assert seen == MAINNET_HEIGHTS[:3]
 
 

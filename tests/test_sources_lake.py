@@ -7,7 +7,9 @@ import itertools
 from typing import Any
 
 import pytest
+import structlog
 
+from fakeclock import FakeClock, waiting_lines
 from indexer import metrics
 from indexer.config import load_settings
 from indexer.sources.base import RawBlock, SourceError
@@ -130,25 +132,41 @@ async def test_every_request_says_requester_pays(endpoint: str, full_bucket: str
     assert {payer for _, payer in seen} == {"requester"}
 
 
-async def test_late_shard_is_retried_then_delivered(endpoint: str, s3: Any, bucket: str) -> None:
+async def test_late_shard_is_retried_then_delivered_and_the_wait_logged(endpoint: str, s3: Any, bucket: str) -> None:
     height = HEIGHTS[0]
     upload_block(s3, bucket, height, FILES[height], skip=["shard_2.json"])
     before = counter("near_intents_source_retries_total", "lake", "missing_shard")
-
-    async def upload_late() -> None:
-        await asyncio.sleep(0.5)
-        await asyncio.to_thread(
-            s3.put_object, Bucket=bucket, Key=f"{height:012d}/shard_2.json", Body=FILES[height]["shard_2.json"]
-        )
-
-    uploader = asyncio.create_task(upload_late())
-    # 0.05+0.1+0.2+0.4+0.4... : several seconds of patience, bounded.
-    async with make_source(endpoint, bucket, shard_retry_limit=8, retry_max_delay=0.4) as source:
-        got = await asyncio.wait_for(collect(source, height, height), timeout=10)
-    await uploader
+    clock = FakeClock()
+    # The uploader puts the shard while the source sleeps before its third try.
+    clock.on_sleep(2, lambda: asyncio.to_thread(
+        s3.put_object, Bucket=bucket, Key=f"{height:012d}/shard_2.json", Body=FILES[height]["shard_2.json"]))
+    with structlog.testing.capture_logs() as captured:
+        async with make_source(endpoint, bucket, shard_retry_limit=8, retry_max_delay=0.4) as source:
+            got = await collect(clock.drive(source), height, height)
     assert got == [expected(height)]
-    retries = counter("near_intents_source_retries_total", "lake", "missing_shard") - before
-    assert 2 <= retries <= 8
+    assert counter("near_intents_source_retries_total", "lake", "missing_shard") - before == 2
+    assert clock.slept == [0.05, 0.1]
+    (line,) = waiting_lines(captured)  # the second retry is within wait_log_interval of the first
+    assert line["event"] == (f"waiting for block {height} shard 2 from the lake source: try 1 of 9 failed "
+                             "(missing_shard), next try in 0.05 s")
+    assert (line["source"], line["block_height"], line["shard_id"], line["attempt"], line["tries"]) == (
+        "lake", height, 2, 1, 9)
+    assert line["key"] == f"{height:012d}/shard_2.json" and line["next_try_s"] == 0.05
+
+
+async def test_a_long_wait_is_logged_every_interval(endpoint: str, s3: Any, bucket: str) -> None:
+    height = HEIGHTS[1]
+    upload_block(s3, bucket, height, FILES[height], skip=["block.json"])
+    clock = FakeClock()
+    with structlog.testing.capture_logs() as captured:
+        async with make_source(endpoint, bucket, shard_retry_limit=6, retry_base_delay=1, retry_max_delay=4,
+                               wait_log_interval=5) as source:
+            with pytest.raises(SourceError):
+                await clock.drive(source)._fetch(height)
+    # retries at t=0, 1, 3, 7, 11, 15: lines at 0, 7 and 15
+    lines = waiting_lines(captured)
+    assert [(e["attempt"], e["next_try_s"]) for e in lines] == [(1, 1.0), (4, 4.0), (6, 4.0)]
+    assert {(e["awaited"], e["reason"], e["tries"]) for e in lines} == {(f"block {height}", "missing_block", 7)}
 
 
 async def test_shard_that_never_appears_fails_after_bounded_retries(endpoint: str, s3: Any, bucket: str) -> None:
@@ -156,18 +174,16 @@ async def test_shard_that_never_appears_fails_after_bounded_retries(endpoint: st
     upload_block(s3, bucket, height, FILES[height], skip=["shard_3.json"])
     retries_before = counter("near_intents_source_retries_total", "lake", "missing_shard")
     errors_before = counter("near_intents_source_errors_total", "lake", "missing_shard")
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    clock = FakeClock()
     async with make_source(endpoint, bucket, shard_retry_limit=3) as source:
         with pytest.raises(SourceError) as err:
-            await collect(source, height, height)
-    elapsed = loop.time() - started
+            await collect(clock.drive(source), height, height)
     message = str(err.value)
     assert f"s3://{bucket}/{height:012d}/shard_3.json" in message
     assert endpoint in message and "missing_shard" in message and "--shard-retry-limit" in message
     assert counter("near_intents_source_retries_total", "lake", "missing_shard") - retries_before == 3
     assert counter("near_intents_source_errors_total", "lake", "missing_shard") - errors_before == 1
-    assert 0.3 <= elapsed < 3  # slept 0.05+0.1+0.2: backed off, and gave up
+    assert clock.slept == [0.05, 0.1, 0.2]  # backed off, and gave up
 
 
 async def test_final_head_cold_and_warm(endpoint: str, full_bucket: str) -> None:
@@ -192,10 +208,10 @@ async def test_following_picks_up_a_block_uploaded_later(endpoint: str, s3: Any,
     got: list[RawBlock] = []
     async with make_source(endpoint, full_bucket) as source:
         stream = source.blocks(HEIGHTS[-2], None)
-        got.append(await asyncio.wait_for(anext(stream), 5))
-        got.append(await asyncio.wait_for(anext(stream), 5))
+        got.append(await asyncio.wait_for(anext(stream), 60))
+        got.append(await asyncio.wait_for(anext(stream), 60))
         await asyncio.to_thread(upload_block, s3, full_bucket, new_height, FILES[HEIGHTS[0]])
-        got.append(await asyncio.wait_for(anext(stream), 5))
+        got.append(await asyncio.wait_for(anext(stream), 60))
         await stream.aclose()
     assert [b.height for b in got] == [HEIGHTS[-2], HEIGHTS[-1], new_height]
     assert got[2].block == FILES[HEIGHTS[0]]["block.json"]
@@ -204,12 +220,18 @@ async def test_following_picks_up_a_block_uploaded_later(endpoint: str, s3: Any,
 async def test_unreachable_endpoint_names_it_and_says_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
     dead = f"http://127.0.0.1:{closed_port()}"
     before = counter("near_intents_source_retries_total", "lake", "connection")
-    async with make_source(dead, "near-lake-data-mainnet", shard_retry_limit=2) as source:
-        with pytest.raises(SourceError) as err:
-            await source.final_head()
+    clock = FakeClock()
+    with structlog.testing.capture_logs() as captured:
+        async with make_source(dead, "near-lake-data-mainnet", shard_retry_limit=2) as source:
+            with pytest.raises(SourceError) as err:
+                await clock.drive(source).final_head()
     message = str(err.value)
     assert dead in message and "connection" in message and "--lake-endpoint" in message
     assert counter("near_intents_source_retries_total", "lake", "connection") - before == 2
+    # Offline, the operator is told at once what is awaited.
+    (line,) = waiting_lines(captured)
+    assert line["awaited"] == "the list of blocks from 0" and line["reason"] == "connection"
+    assert (line["attempt"], line["tries"]) == (1, 3)
 
 
 async def test_missing_bucket_is_not_retried(endpoint: str) -> None:

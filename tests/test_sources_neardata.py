@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 
+from fakeclock import FakeClock, waiting_lines
 from indexer import metrics
 from indexer.config import load_settings
 from indexer.sources.base import RawBlock, SourceError
@@ -169,15 +171,33 @@ async def test_transient_errors_are_retried_and_counted(server: tuple[str, Neard
 async def test_persistent_errors_fail_after_bounded_retries(server: tuple[str, Neardata]) -> None:
     base, state = server
     state.failures[1003] = [500] * 100
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    clock = FakeClock()
     async with make_source(base, shard_retry_limit=3) as source:
         with pytest.raises(SourceError) as err:
-            await collect(source, 1003, 1003)
+            await collect(clock.drive(source), 1003, 1003)
     assert f"GET {base}/v0/block/1003 failed after 4 attempt(s)" in str(err.value)
     assert "server_error" in str(err.value)
     assert 100 - len(state.failures[1003]) == 4
-    assert 0.3 <= loop.time() - started < 3
+    assert clock.slept == [0.05, 0.1, 0.2]  # backed off, and gave up
+
+
+async def test_waiting_for_a_block_is_logged(server: tuple[str, Neardata]) -> None:
+    """With wait_log_interval 0 every retry says what it waits for."""
+    base, state = server
+    state.failures[1002] = [500, 500, 429]
+    clock = FakeClock()
+    with structlog.testing.capture_logs() as captured:
+        async with make_source(base, shard_retry_limit=8, wait_log_interval=0) as source:
+            got = await collect(clock.drive(source), 1002, 1002)
+    assert got == [expected(1002, FILES[1])]
+    lines = waiting_lines(captured)
+    assert [(e["attempt"], e["reason"], e["next_try_s"]) for e in lines] == [
+        (1, "server_error", 0.05), (2, "server_error", 0.1), (3, "throttled", 0.2)]
+    for e in lines:
+        assert (e["source"], e["awaited"], e["block_height"], e["tries"]) == ("neardata", "block 1002", 1002, 9)
+        assert e["url"] == f"{base}/v0/block/1002"
+    assert lines[0]["event"] == ("waiting for block 1002 from the neardata source: try 1 of 9 failed (server_error), "
+                                 "next try in 0.05 s")
 
 
 async def test_height_before_genesis_is_not_retried(server: tuple[str, Neardata]) -> None:
@@ -190,35 +210,39 @@ async def test_height_before_genesis_is_not_retried(server: tuple[str, Neardata]
 
 async def test_following_waits_for_new_blocks_without_hammering(server: tuple[str, Neardata]) -> None:
     base, state = server
-
-    async def produce_later() -> None:
-        await asyncio.sleep(0.6)
-        state.add(1009, FILES[0])  # 1008 stays a skipped height
+    clock = FakeClock()
+    clock.on_sleep(3, lambda: state.add(1009, FILES[0]))  # 1008 stays a skipped height
+    clock.on_sleep(4, lambda: asyncio.Event().wait())  # then the head stays put until the stream is closed
 
     async with make_source(base) as source:
-        stream = source.blocks(1003, None)
-        first = [await asyncio.wait_for(anext(stream), 5) for _ in range(2)]
-        producer = asyncio.create_task(produce_later())
-        newer = await asyncio.wait_for(anext(stream), 5)
+        stream = clock.drive(source).blocks(1003, None)
+        got = [await asyncio.wait_for(anext(stream), 60) for _ in range(3)]
         await stream.aclose()
-        await producer
-    assert [b.height for b in [*first, newer]] == [1003, 1007, 1009]
-    assert newer == expected(1009, FILES[0])
+    assert [b.height for b in got] == [1003, 1007, 1009]
+    assert got[2] == expected(1009, FILES[0])
     assert state.asked_past_head == []
-    # ~0.6 s at the head with poll_interval 0.1 s: a handful of tiny redirects, not a busy loop.
-    assert 3 <= state.hits["last_block"] <= 12
+    # At the head every look at last_block/final that finds nothing new is followed by a
+    # poll_interval pause. Looks: the first, three empty ones, the one that found 1009, and
+    # perhaps the look for 1010 (paused after, or still under way when the stream closed).
+    assert clock.slept[:3] == [0.1] * 3 and clock.slept[3:] in ([], [0.1])
+    assert state.hits["last_block"] <= 3 + len(clock.slept)
 
 
 async def test_unreachable_host_error_says_what_to_do() -> None:
     base = f"http://127.0.0.1:{closed_port()}"
     before = counter("near_intents_source_retries_total", "connection")
-    async with make_source(base, shard_retry_limit=2) as source:
-        with pytest.raises(SourceError) as err:
-            await collect(source, 1000, 1001)
+    clock = FakeClock()
+    with structlog.testing.capture_logs() as captured:
+        async with make_source(base, shard_retry_limit=2) as source:
+            with pytest.raises(SourceError) as err:
+                await collect(clock.drive(source), 1000, 1001)
     message = str(err.value)
     assert message.startswith(f"neardata source: cannot reach {base}/v0/last_block/final: ")
     assert message.endswith("check network access or use --source lake/files:PATH")
     assert counter("near_intents_source_retries_total", "connection") - before == 2
+    # Offline, the operator is told at once what is awaited, and again only after wait_log_interval.
+    (line,) = waiting_lines(captured)
+    assert (line["awaited"], line["reason"], line["attempt"], line["tries"]) == ("the final head", "connection", 1, 3)
 
 
 def test_split_message_keeps_exact_bytes() -> None:

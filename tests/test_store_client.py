@@ -143,10 +143,16 @@ def test_intent_updates_round_trip(store: Store) -> None:
     row = [9, "1777000001.050", (3 << 16) + 2, "intents.near", "intents.near", "rid:1", "failed", "panic \n two lines", "a.near", "",
            ["token_diff", "mt_withdraw"], ["nep245:v2_1.omni.hot.tg:56_11111111111111111111"],
            ["-2541553358444100"], "1click-rango", "", "2026-04-28T15:25:53.999Z", "rid", "tx", "execute_intents",
-           10038341571544]
+           10038341571544, 7, "1777000000.450", ["a.near", "b.near"]]
     store.insert_rows("intent_updates", COLUMNS["intent_updates"], [row])
     (got,) = _select(store, "intent_updates")
-    assert [got[c] for c in COLUMNS["intent_updates"]] == [9, _utc(1777000001.05), *row[2:]]
+    assert [got[c] for c in COLUMNS["intent_updates"]] == [9, _utc(1777000001.05), *row[2:-2], _utc(1777000000.45),
+                                                           row[-1]]
+    # a receipt whose transaction was never seen: no submission
+    store.insert_rows("intent_updates", COLUMNS["intent_updates"], [[10, *row[1:-3], None, None, []]])
+    _, nulls = store.query(f"SELECT submitted_height, submitted_at FROM {store.table('intent_updates')} "
+                           "WHERE block_height = 10")
+    assert nulls == [(None, None)]
 
 
 def test_solver_executions_round_trip_nullable_latency(store: Store) -> None:

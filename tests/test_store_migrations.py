@@ -16,7 +16,7 @@ from indexer.store.client import Store
 from indexer.store.migrations import DEFAULT_DIR, Migration, MigrationError
 
 TABLES = {"blocks", "receipts", "events", "intent_updates", "solver_executions", "dead_letters", "streams", "commits",
-          "schema_migrations", "rollup_cursors",
+          "schema_migrations", "intent_lookups", "rollup_cursors",
           *(f"{n}_{g}" for n in ("solver_stats", "intent_stats", "receipt_stats", "block_stats") for g in ("1m", "1h", "1d"))}
 VIEWS = {"intents"}
 
@@ -44,7 +44,7 @@ def test_migrate_applies_all_and_records_versions(fresh: Store) -> None:
     files = sorted(p for p in DEFAULT_DIR.iterdir() if p.suffix == ".sql")
     done = migrations.migrate(fresh)
     assert [m.path for m in done] == files
-    assert [m.version for m in done] == [int(p.name[:4]) for p in files]
+    assert [m.version for m in done] == [int(f.name[:4]) for f in files]
     assert _applied_rows(fresh) == [
         (m.version, m.name, hashlib.sha256(m.path.read_text().encode()).hexdigest()) for m in done]
     assert done[0].name == "initial"
@@ -140,7 +140,8 @@ def _update(height: int, idx: int, intent: str, status: str, ts: str, **kw) -> l
     row = {"block_height": height, "block_timestamp": ts, "update_index": idx, "contract_id": "verifier.near", "receiver_id": "verifier.near",
            "intent_id": intent, "status": status, "failure": "", "signer_id": "", "solver_id": "", "kinds": [],
            "tokens": [], "amounts": [], "referral": "", "action": "", "deadline": "", "receipt_id": f"r{height}",
-           "tx_hash": "", "method_name": "", "gas_burnt": height * 10}
+           "tx_hash": "", "method_name": "", "gas_burnt": height * 10, "submitted_height": None,
+           "submitted_at": None, "accounts": []}
     row.update(kw)
     return [row[c] for c in COLUMNS["intent_updates"]]
 
@@ -183,6 +184,38 @@ def test_intents_view_latest_status_wins_descriptive_fields_kept(store: Store) -
     assert (i1["gas_burnt"], i2["gas_burnt"], i3["gas_burnt"]) == (1000 + 1020 + 1030, 2000 + 2010, 3000)
 
 
+def test_intents_view_lifecycle_executed_is_final_attempts_and_times(store: Store) -> None:
+    sub = {"submitted_height": 99, "submitted_at": "1776999999.400"}
+    rows = [
+        # executed, then replayed twice by later transactions: "nonce was already used"
+        _update(100, 0, "r", "executed", "1777000000.000", signer_id="a.near", tx_hash="T1", **sub),
+        _update(150, 0, "r", "failed", "1777000030.000", failure="nonce was already used", tx_hash="T2",
+                submitted_height=149, submitted_at="1777000029.400"),
+        _update(160, 0, "r", "failed", "1777000036.000", failure="nonce was already used"),
+        # failed, then retried and executed
+        _update(200, 0, "f", "failed", "1777000060.000", failure="insufficient balance", **sub),
+        _update(210, 0, "f", "executed", "1777000066.000"),
+        # failed only, transaction never seen
+        _update(300, 0, "x", "failed", "1777000120.000", failure="deadline has expired"),
+    ]
+    store.insert_rows("intent_updates", COLUMNS["intent_updates"], rows)
+    cols, got = store.query(f"SELECT * FROM {store.table('intents')} ORDER BY intent_id")
+    view = {r[cols.index("intent_id")]: {c: _aware(v) for c, v in zip(cols, r)} for r in got}
+    r, f, x = view["r"], view["f"], view["x"]
+    assert (r["status"], r["failure"], r["attempts"], r["receipt_id"]) == ("executed", "", 3, "r100")
+    assert r["executed_at"].timestamp() == pytest.approx(1777000000.0) == r["status_at"].timestamp()
+    assert r["first_failed_at"].timestamp() == pytest.approx(1777000030.0)
+    assert (r["submitted_height"], r["submitted_at"].timestamp()) == (99, pytest.approx(1776999999.4))
+    assert r["latency_s"] == pytest.approx(0.6)  # submission -> execution
+    assert (f["status"], f["failure"], f["attempts"], f["receipt_id"]) == ("executed", "", 2, "r210")
+    assert f["first_failed_at"].timestamp() == pytest.approx(1777000060.0)
+    assert f["latency_s"] == pytest.approx(66.6)
+    assert (x["status"], x["failure"], x["attempts"]) == ("failed", "deadline has expired", 1)
+    assert x["executed_at"] is None and x["completed_at"] is None and x["latency_s"] is None
+    assert x["submitted_at"] is None and x["submitted_height"] is None
+    assert r["verified_at"] is None and x["verified_at"] is None  # never verified: NULL, not 1970
+
+
 def test_store_protocol_migration_keeps_rows_and_turns_checkpoints_into_streams(fresh: Store, folder: Path) -> None:
     """A store indexed before the store protocol: its rows stay and its progress is not redone."""
     for later in sorted(folder.glob("000[2-9]_*.sql")):
@@ -196,9 +229,10 @@ def test_store_protocol_migration_keeps_rows_and_turns_checkpoints_into_streams(
     ])
     old_update = [9, "1777000001.050", 7, "intents.near", "i1", "executed", "", "a.near", "", [], [], [], "", "",
                   "", "rid", "tx", "execute_intents", 5]
-    fresh.insert_rows("intent_updates", tuple(c for c in COLUMNS["intent_updates"] if c != "receiver_id"),
+    later_columns = ("receiver_id", "submitted_height", "submitted_at", "accounts")
+    fresh.insert_rows("intent_updates", tuple(c for c in COLUMNS["intent_updates"] if c not in later_columns),
                       [old_update])
-    fresh.insert_rows("dead_letters", COLUMNS["dead_letters"], [[9, -1, "", "", "chain_break", "r", "{}", 0]])
+    fresh.insert_rows("dead_letters", COLUMNS["dead_letters"][:8], [[9, -1, "", "", "chain_break", "r", "{}", 0]])
     for later in sorted(folder.glob("*.later")):
         later.rename(later.with_suffix(".sql"))
     migrations.migrate(fresh, folder)
@@ -210,3 +244,20 @@ def test_store_protocol_migration_keeps_rows_and_turns_checkpoints_into_streams(
     assert ups == [(7, "intents.near", "intents.near", "i1")]
     assert fresh.scalar(f"SELECT count() FROM {fresh.table('dead_letters')}") == 1
     assert not fresh.table_exists("checkpoint_log") and not fresh.table_exists("checkpoints")
+
+
+def test_operator_commands_migration_keeps_dead_letters_and_commits(fresh: Store, folder: Path) -> None:
+    """0003: dead letters written before it have no receipt context; commits before it are batches."""
+    for later in sorted(folder.glob("000[3-9]_*.sql")):
+        later.rename(later.with_suffix(".later"))
+    migrations.migrate(fresh, folder)
+    fresh.insert_rows("dead_letters", COLUMNS["dead_letters"][:8], [[9, 0, "r1", "intents.near", "args", "x", "{}", 0]])
+    fresh.insert_rows("commits", ("stream", "seq", "token", "owners", "low_height", "high_height", "min_block_time",
+                                  "max_block_time", "rows", "reindex"),
+                      [["live", 1, "t", ["intents.near"], 1, 9, "1777000000.000", "1777000001.000", {}, 0]])
+    for later in sorted(folder.glob("*.later")):
+        later.rename(later.with_suffix(".sql"))
+    migrations.migrate(fresh, folder)
+    _, rows = fresh.query(f"SELECT kind, log_index, context, decoder_version, retry_token FROM {fresh.table('dead_letters')}")
+    assert rows == [("args", -1, "", 0, "")]
+    assert fresh.scalar(f"SELECT kind FROM {fresh.table('commits')}") == "batch"

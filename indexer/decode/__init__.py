@@ -11,4 +11,6 @@ the output they all write to and ``roles`` what a tracked contract is. ``dip4`` 
 # and re-indexed: 2 = failed NEAR Intents payloads are named by their intent hash (1: by
 # <receipt_id>:<payload index>); 3 = rows no longer depend on the other contracts a stream tracks
 # (blocks.tracked_receipts dropped, update_index per receipt, dead-letter seq per contract).
-DECODER_VERSION = 3
+# 4 = intent_updates carry the submitting transaction's block and the accounts an intent moves
+# tokens for, intent_lookups rows, and receipt chains through skipped shards resolve their tx_hash.
+DECODER_VERSION = 4

@@ -42,6 +42,11 @@ class Payload:
     referral: str = ""
     has_token_diff: bool = False
     deadline: str = ""
+    accounts: list[str] = field(default_factory=list)  # receivers of its transfers and withdrawals
+
+    def add_receiver(self, receiver: Any) -> None:
+        if isinstance(receiver, str) and receiver and receiver not in self.accounts:
+            self.accounts.append(receiver)
 
     def add_diff(self, diff: Any) -> None:
         if isinstance(diff, dict):
@@ -97,6 +102,7 @@ def _executed(r: TrackedReceipt, out: Emitter, solver_accounts: frozenset[str]) 
                 continue
             if event.event not in p.kinds:
                 p.kinds.append(event.event)
+            p.add_receiver(item.get("receiver_id"))
             if event.event == "token_diff":
                 p.add_diff(item.get("diff"))
                 if isinstance(item.get("referral"), str):
@@ -109,7 +115,7 @@ def _executed(r: TrackedReceipt, out: Emitter, solver_accounts: frozenset[str]) 
     for h, p in zip(executed, payloads):
         out.intent_update(r, r.receiver_id, h, EXECUTED, signer_id=p.signer_id,
                           solver_id=_solver_of(p.signer_id, solvers), kinds=p.kinds, tokens=p.tokens,
-                          amounts=p.amounts, referral=p.referral)
+                          amounts=p.amounts, referral=p.referral, accounts=p.accounts)
     for solver in solvers:
         out.solver_execution(r, r.receiver_id, solver, executed, True, "")
 
@@ -167,6 +173,7 @@ def parse_payload(signed: Any) -> Payload:
         kind = str(intent.get("intent", ""))
         if kind and kind not in p.kinds:
             p.kinds.append(kind)
+        p.add_receiver(intent.get("receiver_id"))
         if kind == "token_diff":
             p.add_diff(intent.get("diff"))
             if isinstance(intent.get("referral"), str):
@@ -206,7 +213,7 @@ def _failed(r: TrackedReceipt, out: Emitter, solver_accounts: frozenset[str]) ->
     for h, p in by_hash.items():
         out.intent_update(r, r.receiver_id, h, FAILED, failure=r.status.failure, signer_id=p.signer_id,
                           solver_id=_solver_of(p.signer_id, solvers), kinds=p.kinds, tokens=p.tokens,
-                          amounts=p.amounts, referral=p.referral, deadline=p.deadline)
+                          amounts=p.amounts, referral=p.referral, deadline=p.deadline, accounts=p.accounts)
     for solver in solvers:
         out.solver_execution(r, r.receiver_id, solver, list(by_hash), False, r.status.failure)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
 from indexer import metrics
+from indexer.decode import DECODER_VERSION
 from indexer.decode.receipt import TrackedReceipt
 from indexer.decode.rows import Rows
 
@@ -26,6 +28,11 @@ class Emitter:
     _dead_seq: dict[str, int] = field(default_factory=dict)  # owner (contract_id) -> next seq
     _receipt: str = ""
     _update_index: int = 0
+    # The receipt being decoded and how to describe it (built only when it has a dead letter), so
+    # that ``dead-letters retry`` can decode it again without its source.
+    _context_receipt: str = ""
+    _context: Callable[[], str] | None = None
+    _context_text: str | None = None
 
     @classmethod
     def after(cls, rows: Rows, height: int) -> "Emitter":
@@ -35,12 +42,24 @@ class Emitter:
             out._dead_seq[row[3]] = max(out._dead_seq.get(row[3], 0), row[7] + 1)
         return out
 
+    def begin_receipt(self, receipt_id: str, context: Callable[[], str]) -> None:
+        """Dead letters of ``receipt_id`` from now on carry ``context()`` (computed once, on the first)."""
+        self._context_receipt, self._context, self._context_text = receipt_id, context, None
+
+    def _context_of(self, receipt_id: str) -> str:
+        if not receipt_id or receipt_id != self._context_receipt or self._context is None:
+            return ""
+        if self._context_text is None:
+            self._context_text = self._context()
+        return self._context_text
+
     def dead_letter(self, kind: str, reason: str, payload: bytes | str, *, shard_id: int = -1,
-                    receipt_id: str = "", contract_id: str = "") -> None:
+                    receipt_id: str = "", contract_id: str = "", log_index: int = -1) -> None:
         if isinstance(payload, bytes):
             payload = payload.decode("utf-8", errors="replace")
         seq = self._dead_seq.get(contract_id, 0)
-        self.rows.add("dead_letters", [self.height, shard_id, receipt_id, contract_id, kind, reason, payload, seq])
+        self.rows.add("dead_letters", [self.height, shard_id, receipt_id, contract_id, kind, reason, payload, seq,
+                                       log_index, self._context_of(receipt_id), DECODER_VERSION, ""])
         self._dead_seq[contract_id] = seq + 1
         metrics.DEAD_LETTERS.labels(kind=kind).inc()
         log.warning("dead letter", kind=kind, reason=reason, block_height=self.height, shard_id=shard_id,
@@ -49,17 +68,27 @@ class Emitter:
     def intent_update(self, r: TrackedReceipt, contract_id: str, intent_id: str, status: str, *, failure: str = "",
                       signer_id: str = "", solver_id: str = "", kinds: list[str] | None = None,
                       tokens: list[str] | None = None, amounts: list[str] | None = None, referral: str = "",
-                      action: str = "", deadline: str = "") -> None:
+                      action: str = "", deadline: str = "", accounts: list[str] | None = None) -> None:
+        """One update of an intent, and its lookup rows (``accounts``: whom it moves tokens for, besides the signer)."""
         if r.receipt_id != self._receipt:
             self._receipt, self._update_index = r.receipt_id, 0
         # (receipt position in the block, update within the receipt): ordered like the chain
         index = (r.index_in_block << 16) + self._update_index
+        moved = list(dict.fromkeys(a for a in ([signer_id] if signer_id else []) + (accounts or []) if a))
         self.rows.add("intent_updates", [
             r.block_height, r.block_timestamp, index, contract_id, r.receiver_id, intent_id, status, failure,
             signer_id, solver_id, kinds or [], tokens or [], amounts or [], referral, action, deadline,
-            r.receipt_id, r.tx_hash, r.method_name, r.gas_burnt,
+            r.receipt_id, r.tx_hash, r.method_name, r.gas_burnt, r.tx_height, r.tx_timestamp, moved,
         ])
         self._update_index += 1
+        keys = [("account", a) for a in moved] + [("contract", contract_id)]
+        if solver_id:
+            keys.append(("solver", solver_id))
+        if r.tx_hash:
+            keys.append(("tx", r.tx_hash))
+        for kind, key in keys:
+            self.rows.add("intent_lookups", [r.block_height, r.block_timestamp, index, kind, key, contract_id,
+                                             r.receiver_id, intent_id, status])
 
     def solver_execution(self, r: TrackedReceipt, contract_id: str, solver_id: str, intent_ids: list[str],
                          success: bool, failure: str, latency_s: float | None = None) -> None:

@@ -16,6 +16,7 @@ from msgspec import Raw, Struct
 
 class ChunkHeader(Struct):
     shard_id: int
+    chunk_hash: str = ""
 
 
 class BlockHeader(Struct):
@@ -96,9 +97,42 @@ class ShardView(Struct):
     receipt_execution_outcomes: list[ExecutionOutcomeWithReceipt] = []
 
 
+# --- the receipt chain of a shard only: what links receipts to their transactions ---
+# A skipped shard (no tracked account in its bytes) is still read this far, so a chain that
+# passes through it (ft_transfer_call on a token -> ft_on_transfer on intents.near) keeps its
+# transaction hash. Everything else of the shard is skipped by the scanner.
+
+
+class LinkOutcomeInner(Struct):
+    receipt_ids: list[str]
+
+
+class LinkOutcome(Struct):
+    outcome: LinkOutcomeInner
+
+
+class LinkReceipt(Struct):
+    receipt_id: str
+
+
+class LinkReceiptOutcome(Struct):
+    execution_outcome: LinkOutcome
+    receipt: LinkReceipt
+
+
+class LinkChunk(Struct):
+    transactions: list[TxWithOutcome] = []
+
+
+class LinkShard(Struct):
+    chunk: LinkChunk | None = None
+    receipt_execution_outcomes: list[LinkReceiptOutcome] = []
+
+
 # Decoders are built once: constructing them is the expensive part.
 decode_block = msgspec.json.Decoder(BlockView).decode
 decode_shard = msgspec.json.Decoder(ShardView).decode
+decode_links = msgspec.json.Decoder(LinkShard).decode
 decode_any = msgspec.json.Decoder().decode
 
 
@@ -118,3 +152,24 @@ class ReceiptBody(Struct):
 
 decode_receipt_body = msgspec.json.Decoder(ReceiptBody).decode
 decode_logs = msgspec.json.Decoder(list[str]).decode
+
+
+class ReceiptContext(Struct):
+    """A tracked receipt as a dead letter keeps it: the Lake outcome verbatim (its raw parts stay
+    raw) with where it executed, so that it decodes again exactly as it did in its block."""
+
+    height: int
+    block_hash: str
+    timestamp_ns: int
+    shard_id: int
+    index_in_block: int
+    tx_hash: str
+    role: str
+    outcome: ExecutionOutcomeWithReceipt
+    v: int = 1
+    tx_height: int | None = None  # the block of the transaction that started the receipt chain
+    tx_timestamp: str = ""
+
+
+encode = msgspec.json.encode
+decode_receipt_context = msgspec.json.Decoder(ReceiptContext).decode

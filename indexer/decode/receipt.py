@@ -46,6 +46,8 @@ class TrackedReceipt:
     logs: list[str] = field(default_factory=list)
     events: list[tuple[int, Event]] = field(default_factory=list)  # (log index, event)
     index_in_block: int = 0  # shard_id * 100_000 + position in the shard, as receipts.index_in_block
+    tx_height: int | None = None  # block of the originating transaction, when it was seen
+    tx_timestamp: str | None = None  # its block time, as block_timestamp
 
     @property
     def method_name(self) -> str:

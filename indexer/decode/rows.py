@@ -27,13 +27,20 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "intent_updates": (
         "block_height", "block_timestamp", "update_index", "contract_id", "receiver_id", "intent_id", "status", "failure",
         "signer_id", "solver_id", "kinds", "tokens", "amounts", "referral", "action", "deadline",
-        "receipt_id", "tx_hash", "method_name", "gas_burnt",
+        "receipt_id", "tx_hash", "method_name", "gas_burnt", "submitted_height", "submitted_at", "accounts",
+    ),
+    # one row per (intent update, lookup key); see migrations/0004_intent_lookups.sql
+    "intent_lookups": (
+        "block_height", "block_timestamp", "update_index", "kind", "key", "contract_id", "receiver_id",
+        "intent_id", "status",
     ),
     "solver_executions": (
         "block_height", "block_timestamp", "contract_id", "receiver_id", "solver_id", "receipt_id", "tx_hash",
         "method_name", "intent_ids", "success", "failure", "gas_burnt", "latency_s",
     ),
-    "dead_letters": ("block_height", "shard_id", "receipt_id", "contract_id", "kind", "reason", "payload", "seq"),
+    # log_index, context (the receipt to decode again), decoder_version, retry_token: migration 0003
+    "dead_letters": ("block_height", "shard_id", "receipt_id", "contract_id", "kind", "reason", "payload", "seq",
+                     "log_index", "context", "decoder_version", "retry_token"),
 }
 
 # Tables written per block range; all carry block_height, so a range can be deleted and redone.
@@ -50,10 +57,12 @@ OWNER_COLUMN: dict[str, str | None] = {
     "intent_updates": "receiver_id",
     "solver_executions": "receiver_id",
     "dead_letters": "contract_id",
+    "intent_lookups": "receiver_id",
 }
 _OWNER_INDEX = {t: (None if c is None else COLUMNS[t].index(c)) for t, c in OWNER_COLUMN.items()}
 _HEIGHT = 0  # block_height is the first column of every table
-TIMED_TABLES = {"receipts": 1, "events": 1, "intent_updates": 1, "solver_executions": 1}  # block_timestamp column
+TIMED_TABLES = {"receipts": 1, "events": 1, "intent_updates": 1, "solver_executions": 1,
+                "intent_lookups": 1}  # block_timestamp column
 
 
 def ts_string(ns: int) -> str:

@@ -53,7 +53,7 @@ class SolverProfile:
     collapse: SolverCollapse | None = None
 
     def fail_prob_at(self, offset: int) -> float:
-        if self.collapse is not None and offset >= self.collapse.offset:
+        if self.collapse is not None and self.collapse.active_at(offset):
             return 1.0 - self.collapse.success_rate
         return self.fail_prob
 
@@ -131,8 +131,11 @@ def apply_collapses(cfg: SimConfig, profiles: list[SolverProfile]) -> list[dict[
             raise SimulateError(f"--incident-solver-collapse {c.solver!r}: no such solver; use an index "
                                 f"1..{len(profiles)} or one of: {known}")
         target.collapse = c
-        applied.append({"kind": "solver_collapse", "solver": target.account, "from_offset": c.offset,
-                        "from_height": cfg.start_height + c.offset, "success_rate": c.success_rate})
+        incident: dict[str, object] = {"kind": "solver_collapse", "solver": target.account, "from_offset": c.offset,
+                                       "from_height": cfg.start_height + c.offset, "success_rate": c.success_rate}
+        if c.end is not None:
+            incident.update(to_offset=c.end, to_height=cfg.start_height + c.end)
+        applied.append(incident)
     return applied
 
 

@@ -86,9 +86,17 @@ def _shard_ids(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
               help="Chance per successful intents.near batch of an extra undecodable EVENT_JSON log (a 'log' "
                    "dead letter), and half that per batch of arguments intents.near cannot read (an 'args' "
                    "dead letter: not JSON, or a bip322 payload, which has no intent hash). Counted in truth.json.")
-@click.option("--incident-solver-collapse", "collapses", multiple=True, metavar="SOLVER@OFFSET[:RATE]",
-              help="From block offset OFFSET on, SOLVER (an account, or 1-based index in volume order) "
-                   "succeeds with probability RATE (default 0.1). Repeatable.")
+@click.option("--replay-rate", type=click.FloatRange(0, 1), default=_default("replay_rate"), show_default=True,
+              help="Chance per executed execute_intents batch that its relayer sends the same signed payloads "
+                   "again 3-30 blocks later; that receipt fails with 'nonce was already used' and the intents "
+                   "stay executed (one more attempt each).")
+@click.option("--retry-rate", type=click.FloatRange(0, 1), default=_default("retry_rate"), show_default=True,
+              help="Chance per failed execute_intents batch (insufficient balance, exceeded gas, a used nonce "
+                   "or bad arguments excluded) that the same signed payloads are sent again 2-20 blocks later "
+                   "and then execute.")
+@click.option("--incident-solver-collapse", "collapses", multiple=True, metavar="SOLVER@OFFSET[-END][:RATE]",
+              help="From block offset OFFSET on (to END inclusive, then it recovers), SOLVER (an account, or "
+                   "1-based index in volume order) succeeds with probability RATE (default 0.1). Repeatable.")
 @click.option("--incident-gas-spike", "spikes", multiple=True, metavar="FROM:TO[xFACTOR]",
               help="Block offsets FROM..TO: gas burnt by tracked receipts times FACTOR (default 6); "
                    "receipts that run into their attached gas fail. Repeatable.")

@@ -21,21 +21,29 @@ class SimulateError(ValueError):
 
 @dataclass(frozen=True)
 class SolverCollapse:
-    """From block offset ``offset`` on, ``solver`` succeeds with probability ``success_rate``."""
+    """From block offset ``offset`` on (until ``end``, inclusive, if set: then it recovers),
+    ``solver`` succeeds with probability ``success_rate``."""
 
     solver: str  # account id, or a 1-based index into the solver list
     offset: int
     success_rate: float = 0.1
+    end: int | None = None
 
     @classmethod
     def parse(cls, spec: str) -> "SolverCollapse":
-        m = re.fullmatch(r"\s*([^@\s]+)@(\d+)(?::([0-9.]+))?\s*", spec)
+        m = re.fullmatch(r"\s*([^@\s]+)@(\d+)(?:-(\d+))?(?::([0-9.]+))?\s*", spec)
         if not m:
-            raise SimulateError(f"--incident-solver-collapse {spec!r}: expected SOLVER@BLOCK_OFFSET[:SUCCESS_RATE]")
-        rate = float(m[3]) if m[3] is not None else 0.1
+            raise SimulateError(f"--incident-solver-collapse {spec!r}: expected SOLVER@OFFSET[-END][:SUCCESS_RATE]")
+        rate = float(m[4]) if m[4] is not None else 0.1
         if not 0 <= rate <= 1:
             raise SimulateError(f"--incident-solver-collapse {spec!r}: SUCCESS_RATE must be within 0..1")
-        return cls(m[1], int(m[2]), rate)
+        end = int(m[3]) if m[3] is not None else None
+        if end is not None and end < int(m[2]):
+            raise SimulateError(f"--incident-solver-collapse {spec!r}: END must not be before OFFSET")
+        return cls(m[1], int(m[2]), rate, end)
+
+    def active_at(self, offset: int) -> bool:
+        return offset >= self.offset and (self.end is None or offset <= self.end)
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,8 @@ class SimConfig:
     unlisted_solvers: int = 1
     intents_per_block: float = 2.0
     failure_rate: float = 0.03
+    replay_rate: float = 0.0  # executed relayer batches sent again later: "nonce was already used"
+    retry_rate: float = 0.0  # failed relayer batches sent again later, and then executed
     # workshop
     workshop_verifier: str = "verifier.workshop.near"
     workshop_solvers: int = 3
@@ -113,7 +123,7 @@ class SimConfig:
         if not 0 <= self.workshop_solvers <= 40:
             raise SimulateError("--workshop-solvers must be within 0..40")
         for name in ("failure_rate", "expiry_rate", "skip_rate", "missing_chunk_rate", "tracked_shard_fraction",
-                     "malformed_rate"):
+                     "malformed_rate", "replay_rate", "retry_rate"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SimulateError(f"--{name.replace('_', '-')} must be within 0..1")
         if self.skip_rate > 0.5:
@@ -151,7 +161,8 @@ class SimConfig:
         d.pop("start_ns")
         d.pop("out")  # where the lake goes does not change a byte of it
         d["shard_ids"] = list(self.shard_ids)
-        d["solver_collapses"] = [f"{c.solver}@{c.offset}:{c.success_rate}" for c in self.solver_collapses]
+        d["solver_collapses"] = [f"{c.solver}@{c.offset}{'' if c.end is None else f'-{c.end}'}:{c.success_rate}"
+                                 for c in self.solver_collapses]
         d["gas_spikes"] = [f"{w.start}:{w.end}x{w.factor}" for w in self.gas_spikes]
         d["verifier_pauses"] = [f"{w.start}:{w.end}" for w in self.verifier_pauses]
         return d

@@ -39,9 +39,11 @@
     -> count) and ``latency_s`` (``{"count", "sum", "min", "max"}``; workshop only, else null).
 ``intents``
     Per contract: ``by_status`` (final status -> count), ``failures`` (failure text of intents
-    whose final status is ``failed`` or ``expired`` -> count) and ``per_minute`` (UTC minute
-    ``"YYYY-MM-DD HH:MM:00"`` of the block in which an intent reached a terminal status ->
-    ``{status: count}``). Statuses: intents.near ``executed`` / ``failed``; workshop
+    whose final status is ``failed`` or ``expired`` -> count), ``per_minute`` (UTC minute
+    ``"YYYY-MM-DD HH:MM:00"`` of the block in which an intent reached its final status ->
+    ``{status: count}``) and ``attempts`` (number of receipts that decided an outcome for one
+    intent -> intents with that many; replays and retries make it above 1). ``executed`` is
+    final: a failed replay of an executed payload is an attempt, not a new status. Statuses: intents.near ``executed`` / ``failed``; workshop
     ``completed`` / ``failed`` / ``expired`` (``pending``, ``verified``, ``executing`` only for
     intents unfinished at the last block).
 ``dead_letters``
@@ -51,7 +53,7 @@
 ``incidents``
     The incidents applied, with their block offsets and heights.
 ``details`` (unless ``--no-truth-details``)
-    ``intents``: ``[contract, intent_id, status, failure, signer_id, solver_id]`` per intent;
+    ``intents``: ``[contract, intent_id, status, failure, signer_id, solver_id, attempts]`` per intent;
     ``solver_executions``: ``[contract, solver_id, receipt_id, success (0/1), failure, gas_burnt,
     block_height, latency_s, tx_hash]`` per execution (``tx_hash``: the transaction that started the
     receipt chain). intents.near intent ids are the intent hash of the signed payload (what its
@@ -69,7 +71,7 @@ from typing import Any
 from indexer.gas import bucket_label
 
 FORMAT = "near-intents-indexer/simulate-truth"
-VERSION = 1
+VERSION = 2
 TERMINAL = frozenset({"executed", "failed", "completed", "expired"})
 
 
@@ -108,6 +110,8 @@ class _Intent:
     failure: str
     signer_id: str
     solver_id: str
+    status_ns: int = 0  # block time at which the current status was reached
+    attempts: int = 0  # receipts that decided an outcome: executed, failed, completed, expired
 
 
 class Truth:
@@ -125,7 +129,6 @@ class Truth:
         self.executions: dict[str, dict[str, _SolverStats]] = defaultdict(dict)
         self.execution_rows: list[list[Any]] = []
         self.intents: dict[str, dict[str, _Intent]] = defaultdict(dict)
-        self.per_minute: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
         self.dead: defaultdict[str, int] = defaultdict(int)
         self.unfinished_receipts = 0
 
@@ -174,19 +177,22 @@ class Truth:
 
     def intent(self, contract: str, intent_id: str, status: str, ts_ns: int, *, failure: str = "",
                signer_id: str | None = None, solver_id: str | None = None) -> None:
-        """An intent's status changes; reaching a terminal status counts towards ``per_minute``."""
+        """An intent's status changes. ``executed`` is final: a later failed receipt (a replay of
+        the same payload) is one more attempt, not a new status."""
         cur = self.intents[contract].get(intent_id)
         if cur is None:
-            cur = self.intents[contract][intent_id] = _Intent(status, failure, signer_id or "", solver_id or "")
+            cur = self.intents[contract][intent_id] = _Intent(status, failure, signer_id or "", solver_id or "",
+                                                              ts_ns)
+        elif cur.status == "executed":
+            pass
         else:
-            cur.status, cur.failure = status, failure
+            cur.status, cur.failure, cur.status_ns = status, failure, ts_ns
             if signer_id:
                 cur.signer_id = signer_id
             if solver_id:
                 cur.solver_id = solver_id
         if status in TERMINAL:
-            per = self.per_minute[contract].setdefault(minute_of(ts_ns), {})
-            per[status] = per.get(status, 0) + 1
+            cur.attempts += 1
 
     def dead_letter(self, kind: str) -> None:
         self.dead[kind] += 1
@@ -222,16 +228,23 @@ class Truth:
         for c in sorted(self.intents):
             by_status: dict[str, int] = defaultdict(int)
             failures: dict[str, int] = defaultdict(int)
+            per_minute: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            attempts: dict[int, int] = defaultdict(int)
             for intent_id, it in self.intents[c].items():
                 by_status[it.status] += 1
+                attempts[it.attempts] += 1
                 if it.status in ("failed", "expired"):
                     failures[it.failure] += 1
+                if it.status in TERMINAL:
+                    per_minute[minute_of(it.status_ns)][it.status] += 1
                 if self.details:
-                    detail_intents.append([c, intent_id, it.status, it.failure, it.signer_id, it.solver_id])
+                    detail_intents.append([c, intent_id, it.status, it.failure, it.signer_id, it.solver_id,
+                                           it.attempts])
             intents[c] = {
                 "by_status": dict(sorted(by_status.items())),
                 "failures": dict(sorted(failures.items())),
-                "per_minute": {m: dict(sorted(v.items())) for m, v in sorted(self.per_minute[c].items())},
+                "per_minute": {m: dict(sorted(v.items())) for m, v in sorted(per_minute.items())},
+                "attempts": {str(n): k for n, k in sorted(attempts.items())},
             }
         n_events = sum(sum(v.values()) for ev in events.values() for v in ev.values())
         n_exec = sum(st.executions for per in self.executions.values() for st in per.values())

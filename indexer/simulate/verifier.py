@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -44,6 +44,9 @@ EXECUTED_VERSION = "0.3.1"  # the fixture's intents_executed carries a newer ver
 MALFORMED_LOG = 'EVENT_JSON:{"standard":"dip4","version":"0.3.0","event":"token_diff","data":[{"intent_hash":"'
 MALFORMED_ARGS = b'{"signed":[{"standard":"nep413","payload":{"message":"{\\"signer_id\\":'
 DESERIALIZE_PANIC = "Smart contract panicked: Failed to deserialize input from JSON."
+NONCE_USED = DIP4_FAILURES[2][0]
+# failures a second send of the same payloads cannot cure
+_FINAL_FAILURES = frozenset({DIP4_FAILURES[0][0], DIP4_FAILURES[1][0], NONCE_USED, DIP4_FAILURES[3][0]})
 _RELAYER_GAS = {"solver-relay-v2.near": PGAS}  # others attach the classic 300 Tgas
 
 
@@ -137,6 +140,7 @@ class Batch:
     deposit: tuple[Token, int] | None = None
     succeeded: bool = False
     tx_hash: str = ""
+    again: bool = False  # a replay or retry of an earlier batch's payloads
 
 
 def attribute_solvers(payloads: list[Signed], listed: frozenset[str]) -> list[str]:
@@ -174,10 +178,15 @@ class VerifierTraffic:
         self.listed = frozenset(s.account for s in self.listed_profiles)
         self.rng = random.Random(f"{cfg.seed}:verifier")
         self._nonces: dict[str, int] = {}
+        # replays and retries draw from their own stream: other options' output stays byte-identical
+        self.again_rng = random.Random(f"{cfg.seed}:again")
+        self._again: list[tuple[int, Batch]] = []  # (block offset, batch to send then)
 
     # --- starting flows ---
 
     def start(self, ctx: BlockCtx) -> None:
+        if self._again:
+            self._send_again(ctx)
         rng = self.rng
         for _ in range(poisson(rng, self.cfg.intents_per_block)):
             r = rng.random()
@@ -253,6 +262,26 @@ class VerifierTraffic:
         tx = self._tx(ctx, user, token.contract, actions)
         batch.tx_hash = tx["hash"]
         ctx.add_tx(tx, first)
+
+    def _maybe_again(self, ctx: BlockCtx, batch: Batch, fail_text: str) -> None:
+        """After a batch ran: maybe schedule a replay (it executed) or a retry (it failed curably)."""
+        if batch.again or batch.kind != "execute" or batch.malformed_args or batch.undeployed is not None:
+            return
+        cfg, rng = self.cfg, self.again_rng
+        if not fail_text and cfg.replay_rate and rng.random() < cfg.replay_rate:
+            self._again.append((ctx.offset + rng.randint(3, 30), replace(
+                batch, signer=self.people.relayer(rng), fail_text=NONCE_USED, fail_at=0, succeeded=False,
+                again=True)))
+        elif fail_text and fail_text not in _FINAL_FAILURES and cfg.retry_rate and rng.random() < cfg.retry_rate:
+            self._again.append((ctx.offset + rng.randint(2, 20), replace(
+                batch, attached_gas=max(batch.attached_gas, PGAS), fail_text="", fail_at=0, succeeded=False,
+                again=True)))
+
+    def _send_again(self, ctx: BlockCtx) -> None:
+        due = [b for at, b in self._again if at <= ctx.offset]
+        self._again = [(at, b) for at, b in self._again if at > ctx.offset]
+        for batch in due:
+            self._send_execute(ctx, batch)
 
     # --- building payloads ---
 
@@ -392,6 +421,7 @@ class VerifierTraffic:
             for s in solvers:
                 self.truth.solver_execution(self.account, s, rid, False, fail_text, gas, ctx.height,
                                             tx_hash=batch.tx_hash)
+            self._maybe_again(ctx, batch, fail_text)
             return Result(shapes.panic(fail_text), gas, logs, events, self._refund_later(ctx, batch, 1))
         logs.append(event_log("dip4", EXECUTED_VERSION, "intents_executed", [
             {"intent_hash": s.intent_hash, "account_id": s.signer, "nonce": s.nonce}
@@ -415,6 +445,7 @@ class VerifierTraffic:
                               solver_id=solver_of(signed.signer, solvers))
         for s in solvers:
             self.truth.solver_execution(self.account, s, rid, True, "", gas, ctx.height, tx_hash=batch.tx_hash)
+        self._maybe_again(ctx, batch, "")
         receipt_ids: list[str] = []
         for w in withdraws:
             receipt_ids.extend(self._withdraw_receipts(ctx, batch, w))

@@ -1,19 +1,33 @@
-"""The contract every block source fulfils, and the machinery they share."""
+"""The contract every block source fulfils, and the machinery they share.
+
+Every source module depends on this one alone; the factory that picks a source from the
+settings lives in :mod:`indexer.sources.factory`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import structlog
+import msgspec
 
 if TYPE_CHECKING:
     from indexer.config import Settings
 
-log = structlog.get_logger(__name__)
+
+class _Chunk(msgspec.Struct):
+    shard_id: int
+
+
+class _BlockShards(msgspec.Struct):
+    chunks: list[_Chunk]
+
+
+_shards_of = msgspec.json.Decoder(_BlockShards).decode
 
 
 class SourceError(Exception):
@@ -95,6 +109,36 @@ async def ordered_prefetch(
                 t.cancel()
 
 
+class WaitNotice:
+    """Makes one wait of a source visible: an info line on its first retry, then one every ``interval`` s.
+
+    A late shard or an unreachable host is retried for a minute or more; logged at debug only,
+    the operator would see nothing all that time. ``clock`` is the source's, so that tests can
+    drive it.
+    """
+
+    def __init__(self, logger: Any, source: str, awaited: str, tries: int, interval: float,
+                 clock: Callable[[], float] = time.monotonic, **fields: Any):
+        self._log = logger  # bound to the source's name
+        self.source = source
+        self.awaited = awaited
+        self.tries = tries
+        self._interval = interval
+        self._clock = clock
+        self._fields = fields
+        self._next_at: float | None = None
+
+    def retry(self, attempt: int, delay: float, reason: str) -> None:
+        """Try ``attempt`` (1-based) failed for ``reason``; the next one comes in ``delay`` seconds."""
+        now = self._clock()
+        if self._next_at is not None and now < self._next_at:
+            return
+        self._next_at = now + self._interval
+        self._log.info(f"waiting for {self.awaited} from the {self.source} source: try {attempt} of {self.tries} "
+                       f"failed ({reason}), next try in {delay:g} s", awaited=self.awaited, attempt=attempt,
+                       tries=self.tries, next_try_s=delay, reason=reason, **self._fields)
+
+
 def backoff_delays(settings: "Settings") -> list[float]:
     """Exponential retry delays, bounded in count by ``shard_retry_limit`` and in size by ``retry_max_delay``."""
     return [
@@ -102,33 +146,12 @@ def backoff_delays(settings: "Settings") -> list[float]:
     ]
 
 
-def open_source(settings: "Settings") -> BlockSource:
-    """The source named by ``settings.source``; errors say how to fix the setting."""
-    spec = settings.source
-    if spec.startswith("files:"):
-        from indexer.sources.files import FilesSource
+def shard_ids(block_json: bytes) -> list[int]:
+    """Shard ids of a block, read from its chunks (they are not contiguous on mainnet).
 
-        return FilesSource(spec.removeprefix("files:"), settings)
-    if spec == "auto":
-        spec = "lake" if _aws_credentials_configured() else "neardata"
-        log.info("source chosen", source=spec, reason="AWS credentials found" if spec == "lake" else "no AWS credentials")
-    if spec == "lake":
-        from indexer.sources.lake import LakeSource
-
-        return LakeSource(settings)
-    if spec == "neardata":
-        from indexer.sources.neardata import NeardataSource
-
-        return NeardataSource(settings)
-    raise SourceError(f"unknown source {settings.source!r}: use lake, neardata, files:PATH or auto")
-
-
-def _aws_credentials_configured() -> bool:
-    import os
-
-    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
-        return True
-    if os.environ.get("AWS_PROFILE"):
-        return True
-    creds = os.path.expanduser(os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))
-    return os.path.exists(creds)
+    An undecodable block.json has none: the decoder then files the block as a dead letter.
+    """
+    try:
+        return [c.shard_id for c in _shards_of(block_json).chunks]
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return []

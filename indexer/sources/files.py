@@ -13,7 +13,7 @@ import msgspec
 import structlog
 
 from indexer import metrics
-from indexer.sources.base import BlockSource, RawBlock, SourceError, backoff_delays
+from indexer.sources.base import BlockSource, RawBlock, SourceError, WaitNotice, backoff_delays, shard_ids
 
 if TYPE_CHECKING:
     from indexer.config import Settings
@@ -21,15 +21,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-class _Chunk(msgspec.Struct):
-    shard_id: int
-
-
-class _BlockShards(msgspec.Struct):
-    chunks: list[_Chunk]
-
-
-_shards_of = msgspec.json.Decoder(_BlockShards).decode
 _validate = msgspec.json.Decoder(msgspec.Raw).decode
 # Files younger than this are checked for being whole JSON before use: a mirror may be writing them.
 _RECENT_SECONDS = 10.0
@@ -43,17 +34,6 @@ def _complete_json(data: bytes) -> bool:
     return True
 
 
-def shard_ids(block_json: bytes) -> list[int]:
-    """Shard ids of a block, read from its chunks (they are not contiguous on mainnet).
-
-    An undecodable block.json has none: the decoder then files the block as a dead letter.
-    """
-    try:
-        return [c.shard_id for c in _shards_of(block_json).chunks]
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return []
-
-
 class FilesSource(BlockSource):
     name = "files"
 
@@ -61,6 +41,10 @@ class FilesSource(BlockSource):
         self.root = Path(path).expanduser()
         self.settings = settings
         self._delays = backoff_delays(settings)
+        self._log = log.bind(source=self.name)
+        # The clock and sleep of retries and polls: tests drive them instead of waiting.
+        self._clock = time.monotonic
+        self._sleep = asyncio.sleep
         if not self.root.is_dir():
             raise SourceError(f"files source: {self.root} is not a folder (expected NEAR Lake layout: <height>/block.json)")
 
@@ -101,10 +85,15 @@ class FilesSource(BlockSource):
         sids = shard_ids(block)
         return block, sids, [self._try_read(folder / f"shard_{sid}.json") for sid in sids]
 
-    async def _wait_for(self, path: Path, reason: str) -> bytes:
-        for delay in self._delays:
+    async def _wait_for(self, path: Path, reason: str, height: int, shard_id: int | None = None) -> bytes:
+        awaited = f"block {height}" if shard_id is None else f"block {height} shard {shard_id}"
+        fields = {"block_height": height} if shard_id is None else {"block_height": height, "shard_id": shard_id}
+        notice = WaitNotice(self._log, self.name, awaited, len(self._delays) + 1, self.settings.wait_log_interval,
+                            self._clock, path=str(path), **fields)
+        for attempt, delay in enumerate(self._delays, 1):
             metrics.SOURCE_RETRIES.labels(source=self.name, reason=reason).inc()
-            await asyncio.sleep(delay)
+            notice.retry(attempt, delay, reason)
+            await self._sleep(delay)
             data = self._try_read(path)
             if data is not None:
                 return data
@@ -115,12 +104,12 @@ class FilesSource(BlockSource):
         folder = self.root / f"{height:012d}"
         block, sids, shards = self._read_now(height)
         if block is None:
-            block = await self._wait_for(folder / "block.json", "incomplete_block")
+            block = await self._wait_for(folder / "block.json", "incomplete_block", height)
             sids = shard_ids(block)
             shards = [self._try_read(folder / f"shard_{sid}.json") for sid in sids]
         for i, sid in enumerate(sids):
             if shards[i] is None:
-                shards[i] = await self._wait_for(folder / f"shard_{sid}.json", "missing_shard")
+                shards[i] = await self._wait_for(folder / f"shard_{sid}.json", "missing_shard", height, sid)
         return RawBlock(height=height, block=block, shards=shards)  # type: ignore[arg-type]
 
     async def blocks(self, start: int, end: int | None = None) -> AsyncIterator[RawBlock]:
@@ -133,4 +122,4 @@ class FilesSource(BlockSource):
             if end is not None and (last >= end or not heights):
                 return
             if not heights:
-                await asyncio.sleep(self.settings.poll_interval)
+                await self._sleep(self.settings.poll_interval)

@@ -9,20 +9,27 @@ with a handful of LISTs, never by walking the bucket.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import botocore.exceptions as bce
-import msgspec
 import structlog
 from aiobotocore.session import get_session
 from botocore.config import Config
 
 from indexer import metrics
-from indexer.sources.base import BlockSource, RawBlock, SourceError, backoff_delays, ordered_prefetch
-from indexer.sources.files import shard_ids
+from indexer.sources.base import (
+    BlockSource,
+    RawBlock,
+    SourceError,
+    WaitNotice,
+    backoff_delays,
+    ordered_prefetch,
+    shard_ids,
+)
 
 if TYPE_CHECKING:
     from indexer.config import Settings
@@ -127,6 +134,9 @@ class LakeSource(BlockSource):
         # Newest height seen so far: final_head() lists forward from it instead of searching.
         self._head_hint: int | None = None
         self._log = log.bind(source=self.name, bucket=self.bucket)
+        # The clock and sleep of retries and polls: tests drive them instead of waiting.
+        self._clock = time.monotonic
+        self._sleep = asyncio.sleep
 
     # --- client -------------------------------------------------------------------------------
 
@@ -170,9 +180,14 @@ class LakeSource(BlockSource):
 
     # --- requests with retries ----------------------------------------------------------------
 
-    async def _retrying(self, what: str, key: str, op: Callable[[], Awaitable[T]], missing: str = "missing") -> T:
-        """Run ``op`` until it succeeds, retrying transient failures with bounded exponential backoff."""
+    async def _retrying(self, what: str, key: str, op: Callable[[], Awaitable[T]], missing: str = "missing", *,
+                        awaited: str, **fields: Any) -> T:
+        """Run ``op`` until it succeeds, retrying transient failures with bounded exponential backoff.
+
+        ``awaited`` (and ``fields``) say what the operator is kept waiting for."""
         delays = backoff_delays(self.settings)
+        notice = WaitNotice(self._log, self.name, awaited, len(delays) + 1, self.settings.wait_log_interval,
+                            self._clock, key=key, **fields)
         for attempt in range(len(delays) + 1):
             try:
                 return await op()
@@ -189,7 +204,8 @@ class LakeSource(BlockSource):
                 (self._log.warning if loud else self._log.debug)(
                     "s3 request failed; retrying", key=key, reason=reason, attempt=attempt + 1, retries=len(delays),
                     delay=delays[attempt], error=str(exc))
-                await asyncio.sleep(delays[attempt])
+                notice.retry(attempt + 1, delays[attempt], reason)
+                await self._sleep(delays[attempt])
         raise AssertionError("unreachable")
 
     def _error(self, what: str, key: str, reason: str, exc: BaseException, attempts: int) -> SourceError:
@@ -199,7 +215,7 @@ class LakeSource(BlockSource):
             f"({reason}: {exc}); {_HINTS.get(reason, _HINTS['client_error'])}"
         )
 
-    async def _get(self, key: str, missing: str) -> bytes:
+    async def _get(self, key: str, missing: str, height: int, shard_id: int | None = None) -> bytes:
         async def once() -> bytes:
             s3 = await self._client()
             resp = await s3.get_object(Bucket=self.bucket, Key=key, RequestPayer="requester")
@@ -207,7 +223,10 @@ class LakeSource(BlockSource):
             async with resp["Body"] as body:
                 return bytes(await body.read())
 
-        return await self._retrying("GET", key, once, missing)
+        if shard_id is None:
+            return await self._retrying("GET", key, once, missing, awaited=f"block {height}", block_height=height)
+        return await self._retrying("GET", key, once, missing, awaited=f"block {height} shard {shard_id}",
+                                    block_height=height, shard_id=shard_id)
 
     async def _list(self, start: int, max_keys: int) -> tuple[list[int], bool]:
         """Heights ``>= start`` (one page, ascending) and whether more follow.
@@ -224,7 +243,8 @@ class LakeSource(BlockSource):
             )
             return resp
 
-        resp = await self._retrying("LIST", f"?start-after={after}", once)
+        resp = await self._retrying("LIST", f"?start-after={after}", once, awaited=f"the list of blocks from {start}",
+                                    from_height=start)
         heights = [h for p in resp.get("CommonPrefixes", []) if (h := _height_of(p["Prefix"])) is not None]
         if heights:
             self._note(heights[-1])
@@ -238,17 +258,12 @@ class LakeSource(BlockSource):
 
     async def _fetch(self, height: int) -> RawBlock:
         folder = f"{height:012d}/"
-        block = await self._get(folder + "block.json", "missing_block")
-        try:
-            ids = shard_ids(block)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            metrics.SOURCE_ERRORS.labels(source=self.name, reason="bad_block").inc()
-            raise SourceError(
-                f"lake source: s3://{self.bucket}/{folder}block.json is not a NEAR Lake block ({exc}); "
-                "check that --lake-bucket names a NEAR Lake bucket"
-            ) from None
+        block = await self._get(folder + "block.json", "missing_block", height)
+        # An undecodable block.json has no shard ids: the decoder files it as a dead letter.
+        ids = shard_ids(block)
         # Shards are independent objects: fetch them together so one block costs one round trip.
-        tasks = [asyncio.ensure_future(self._get(f"{folder}shard_{sid}.json", "missing_shard")) for sid in ids]
+        tasks = [asyncio.ensure_future(self._get(f"{folder}shard_{sid}.json", "missing_shard", height, sid))
+                 for sid in ids]
         try:
             shards = await asyncio.gather(*tasks)
         except BaseException:
@@ -275,7 +290,7 @@ class LakeSource(BlockSource):
                 if nxt <= end:
                     self._log.info("reached the newest block before the end height", head=nxt - 1, end=end)
                 return
-            await asyncio.sleep(self.settings.poll_interval)
+            await self._sleep(self.settings.poll_interval)
 
     async def blocks(self, start: int, end: int | None = None) -> AsyncIterator[RawBlock]:
         async for block in ordered_prefetch(self._heights(start, end), self._fetch, self.settings.prefetch):

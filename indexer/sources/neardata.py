@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -22,7 +23,7 @@ import structlog
 from yarl import URL
 
 from indexer import metrics
-from indexer.sources.base import BlockSource, RawBlock, SourceError, backoff_delays, ordered_prefetch
+from indexer.sources.base import BlockSource, RawBlock, SourceError, WaitNotice, backoff_delays, ordered_prefetch
 
 if TYPE_CHECKING:
     from indexer.config import Settings
@@ -123,6 +124,9 @@ class NeardataSource(BlockSource):
         self.base = settings.neardata_base_url
         self._session: aiohttp.ClientSession | None = None
         self._log = log.bind(source=self.name, base=self.base)
+        # The clock and sleep of retries and polls: tests drive them instead of waiting.
+        self._clock = time.monotonic
+        self._sleep = asyncio.sleep
 
     def _http(self) -> aiohttp.ClientSession:
         # Created on first use so that it binds to the running event loop.
@@ -141,8 +145,13 @@ class NeardataSource(BlockSource):
             session, self._session = self._session, None
             await session.close()
 
-    async def _retrying(self, url: str, op: Callable[[], Awaitable[T]]) -> T:
+    async def _retrying(self, url: str, op: Callable[[], Awaitable[T]], *, awaited: str, **fields: Any) -> T:
+        """Run ``op`` until it succeeds, retrying transient failures with bounded exponential backoff.
+
+        ``awaited`` (and ``fields``) say what the operator is kept waiting for."""
         delays = backoff_delays(self.settings)
+        notice = WaitNotice(self._log, self.name, awaited, len(delays) + 1, self.settings.wait_log_interval,
+                            self._clock, url=url, **fields)
         for attempt in range(len(delays) + 1):
             try:
                 return await op()
@@ -167,7 +176,8 @@ class NeardataSource(BlockSource):
             (self._log.warning if loud else self._log.debug)(
                 "neardata request failed; retrying", url=url, reason=reason, attempt=attempt + 1, retries=len(delays),
                 delay=delays[attempt], error=error)
-            await asyncio.sleep(delays[attempt])
+            notice.retry(attempt + 1, delays[attempt], reason)
+            await self._sleep(delays[attempt])
         raise AssertionError("unreachable")
 
     # --- blocks -------------------------------------------------------------------------------
@@ -188,7 +198,7 @@ class NeardataSource(BlockSource):
                 return None  # a skipped height
             return RawBlock(height=height, block=parts[0], shards=parts[1])
 
-        return await self._retrying(url, once)
+        return await self._retrying(url, once, awaited=f"block {height}", block_height=height)
 
     async def _heights(self, start: int, end: int | None) -> AsyncIterator[int]:
         head = await self.final_head()
@@ -200,7 +210,7 @@ class NeardataSource(BlockSource):
                     if end is not None:
                         self._log.info("reached the final head before the end height", head=head, end=end)
                         return
-                    await asyncio.sleep(self.settings.poll_interval)
+                    await self._sleep(self.settings.poll_interval)
                     continue
                 head = newer
             yield h
@@ -235,4 +245,4 @@ class NeardataSource(BlockSource):
                     raise _HttpFailure("bad_response", True, f"{exc}: {body[:120]!r}") from None
             raise _HttpFailure("bad_response", False, f"more than {_MAX_HOPS} redirects from {start}")
 
-        return await self._retrying(start, once)
+        return await self._retrying(start, once, awaited="the final head")

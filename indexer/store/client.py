@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 import orjson
 import structlog
 
+from indexer.store.cluster import INSERT_SETTINGS, ClusterLayout, embedded_cluster_message
+
 log = structlog.get_logger(__name__)
 
 
@@ -41,13 +43,17 @@ def redact(dsn: str) -> str:
 class Store:
     """Thin, thread-safe wrapper: fully-qualified table names, JSON column inserts."""
 
-    def __init__(self, dsn: str, database: str = "near_intents"):
+    def __init__(self, dsn: str, database: str = "near_intents", cluster: str | None = None):
         import clickhouse_connect
 
         connect_dsn, db_in_dsn = parse_dsn(dsn)
         self.dsn = redact(dsn)  # what messages and `status` show
         self.database = db_in_dsn or database
         self.embedded = connect_dsn.startswith("chdb://")
+        # On a cluster (README "Clusters") data tables are Distributed over <table>_local.
+        self.cluster = cluster or None
+        if self.embedded and self.cluster:
+            raise StoreError(embedded_cluster_message(cluster or ""))
         if self.embedded:
             path = Path(connect_dsn.removeprefix("chdb://"))
             try:
@@ -69,9 +75,22 @@ class Store:
     def table(self, name: str) -> str:
         return f"`{self.database}`.`{name}`"
 
+    def delete_target(self, name: str) -> str:
+        """Where a DELETE of data table ``name`` goes: the table, or on a cluster its shards'
+        ``<name>_local ON CLUSTER`` (a lightweight DELETE does not pass through a Distributed table)."""
+        if not self.cluster:
+            return self.table(name)
+        layout = ClusterLayout(self.cluster)
+        return layout.local(self.table(name)) + layout.on
+
+    def _settings(self, settings: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not self.cluster:
+            return settings
+        return {**INSERT_SETTINGS, **(settings or {})}
+
     def command(self, sql: str, settings: dict[str, Any] | None = None) -> Any:
         with self._lock:
-            return self.client.command(sql, settings=settings)
+            return self.client.command(sql, settings=self._settings(settings))
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None,
               settings: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -94,7 +113,7 @@ class Store:
         if not rows:
             return
         data = orjson.dumps([list(c) for c in zip(*rows)])
-        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        settings = self._settings({"insert_deduplication_token": dedup_token} if dedup_token else None)
         for attempt in (1, 2):
             try:
                 with self._lock:

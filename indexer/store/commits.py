@@ -1,6 +1,7 @@
 """The change feed: ``commits`` holds one row per committed batch of every stream.
 
-A row says which stream committed (``stream``, its ``seq``: 1, 2, 3 ... per stream), which
+A row says what kind of change it is (``kind``: an ingest ``batch``, an operator's ``rewind`` or
+dead-letter ``retry``), which stream committed (``stream``, its ``seq``: 1, 2, 3 ... per stream), which
 owners and heights it wrote (``owners``, ``low_height``..``high_height``), the block times they
 span and how many rows each table got. Rows of a commit are the rows of those owners at those
 heights. A consumer (rollups, the API) keeps a cursor per stream and asks for what came after
@@ -16,7 +17,11 @@ from dataclasses import dataclass
 from indexer.store.client import Store
 
 COLUMNS = ("stream", "seq", "token", "owners", "low_height", "high_height", "min_block_time", "max_block_time",
-           "rows", "reindex")
+           "rows", "reindex", "kind")
+
+BATCH = "batch"  # rows an ingest stream wrote
+REWIND = "rewind"  # rows of its owners above low_height - 1 removed (``rows``: how many per table)
+RETRY = "retry"  # the rows of retried dead letters' receipts replaced
 
 
 @dataclass(frozen=True)
@@ -30,16 +35,19 @@ class Commit:
     max_block_time_ms: int
     rows: dict[str, int]
     reindex: bool
+    kind: str = BATCH
 
 
 def append(store: Store, c: Commit, token: str) -> None:
     store.insert_rows("commits", COLUMNS, [[
         c.stream, c.seq, token, list(c.owners), c.low_height, c.high_height, _ms(c.min_block_time_ms),
-        _ms(c.max_block_time_ms), c.rows, int(c.reindex),
+        _ms(c.max_block_time_ms), c.rows, int(c.reindex), c.kind,
     ]], dedup_token=f"{token}/commits")
 
 
 def _ms(ms: int) -> str:
+    if ms <= 0:  # no block times (an operator command over heights with no blocks): "0.000" reads as a date
+        return "1970-01-01 00:00:00.000"
     return f"{ms // 1000}.{ms % 1000:03d}"
 
 
@@ -63,13 +71,13 @@ def read_since(store: Store, cursor: dict[str, int] | None = None, limit: int = 
         f"SELECT c.stream, c.seq, argMax(c.owners, c.committed_at), argMax(c.low_height, c.committed_at), "
         f"argMax(c.high_height, c.committed_at), argMax(toUnixTimestamp64Milli(c.min_block_time), c.committed_at), "
         f"argMax(toUnixTimestamp64Milli(c.max_block_time), c.committed_at), argMax(c.rows, c.committed_at), "
-        f"argMax(c.reindex, c.committed_at) "
+        f"argMax(c.reindex, c.committed_at), argMax(c.kind, c.committed_at) "
         f"FROM {store.table('commits')} AS c WHERE {' OR '.join(ranges)} "
         f"GROUP BY c.stream, c.seq ORDER BY c.stream, c.seq LIMIT {int(limit)}",
         params,
     )
-    return [Commit(s, int(q), tuple(o), int(lo), int(hi), int(a), int(b), dict(r), bool(x))
-            for s, q, o, lo, hi, a, b, r, x in rows]
+    return [Commit(s, int(q), tuple(o), int(lo), int(hi), int(a), int(b), dict(r), bool(x), k)
+            for s, q, o, lo, hi, a, b, r, x, k in rows]
 
 
 def advance(cursor: dict[str, int], seen: list[Commit]) -> dict[str, int]:

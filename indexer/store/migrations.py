@@ -18,6 +18,7 @@ from pathlib import Path
 import structlog
 
 from indexer.store.client import Store
+from indexer.store.cluster import ClusterLayout
 
 log = structlog.get_logger(__name__)
 
@@ -69,13 +70,31 @@ def discover(folder: Path = DEFAULT_DIR) -> list[Migration]:
     return found
 
 
-def _ensure_log(store: Store) -> None:
-    store.command(f"CREATE DATABASE IF NOT EXISTS `{store.database}`")
-    store.command(
-        f"CREATE TABLE IF NOT EXISTS {store.table('schema_migrations')} "
+def _log_statements(database: str) -> list[str]:
+    return [
+        f"CREATE DATABASE IF NOT EXISTS `{database}`",
+        f"CREATE TABLE IF NOT EXISTS `{database}`.`schema_migrations` "
         "(version UInt32, name String, checksum String, applied_at DateTime DEFAULT now()) "
-        "ENGINE = MergeTree ORDER BY version"
-    )
+        "ENGINE = MergeTree ORDER BY version",
+    ]
+
+
+def _ensure_log(store: Store) -> None:
+    statements = _log_statements(store.database)
+    if store.cluster:
+        statements = ClusterLayout(store.cluster).render_all(statements)
+    for stmt in statements:
+        store.command(stmt)
+
+
+def rendered(found: list[Migration], database: str, cluster: str | None) -> list[tuple[Migration, list[str]]]:
+    """Each migration with the statements that apply it: as written, or on a cluster rendered by
+    ``ClusterLayout`` (which walks every file from the first, so it knows what earlier files made)."""
+    if not cluster:
+        return [(m, m.statements(database)) for m in found]
+    layout = ClusterLayout(cluster)
+    layout.render_all(_log_statements(database))
+    return [(m, layout.render_all(m.statements(database))) for m in found]
 
 
 def applied(store: Store) -> dict[int, tuple[str, str]]:
@@ -105,9 +124,12 @@ def pending(store: Store, folder: Path = DEFAULT_DIR) -> list[Migration]:
 def migrate(store: Store, folder: Path = DEFAULT_DIR) -> list[Migration]:
     """Apply pending migrations; returns those applied (empty when up to date)."""
     todo = pending(store, folder)
-    for m in todo:
-        log.info("applying migration", version=m.version, name=m.name)
-        for stmt in m.statements(store.database):
+    versions = {m.version for m in todo}
+    for m, statements in rendered(discover(folder), store.database, store.cluster):
+        if m.version not in versions:
+            continue
+        log.info("applying migration", version=m.version, name=m.name, cluster=store.cluster)
+        for stmt in statements:
             store.command(stmt)
         store.insert_rows("schema_migrations", ("version", "name", "checksum"), [[m.version, m.name, m.checksum]])
     return todo

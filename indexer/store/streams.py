@@ -131,7 +131,7 @@ def new_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _same_process(holder: str) -> bool:
+def same_process(holder: str) -> bool:
     host, _, rest = holder.partition(":")
     return host == socket.gethostname() and rest.partition(":")[0] == str(os.getpid())
 
@@ -154,7 +154,7 @@ class Lease:
         settle = 0.0 if store.embedded else settle  # one process per embedded path: nothing to wait for
         current = read(store, initial.stream)
         if current is not None and current.holder and current.holder != holder and current.live:
-            if not (store.embedded and not _same_process(current.holder)):
+            if not (store.embedded and not same_process(current.holder)):
                 raise LeaseError(_held_message(store, current))
             log.info("taking over the lease of a process that no longer runs", stream=current.stream,
                      holder=current.holder)

@@ -23,10 +23,10 @@ import structlog
 
 from indexer import metrics
 from indexer.decode.rows import COLUMNS, OWNER_COLUMN, Rows
-from indexer.store import commits, streams
+from indexer.store import commits, operations, streams
 from indexer.store.client import Store
 from indexer.store.ownership import ALL_OWNERS, Decision, Range, Ranges, decide, union
-from indexer.store.streams import Lease, StreamState
+from indexer.store.streams import Lease, LeaseError, StreamState
 
 log = structlog.get_logger(__name__)
 
@@ -97,6 +97,12 @@ class Writer:
                               end_height=spec.end_height, height=spec.start_height - 1,
                               fingerprints=spec.fingerprints, reindex=spec.reindex)
         lease = Lease.acquire(store, initial, ttl=ttl, settle=settle, holder=holder)
+        try:
+            operations.check_writer(store, replace(lease.state, owners=spec.owners, start_height=spec.start_height,
+                                                   end_height=spec.end_height))
+        except LeaseError:
+            lease.release()
+            raise
         leftover = lease.state.pending
         lease.update(owners=spec.owners, end_height=spec.end_height, fingerprints=spec.fingerprints,
                      reindex=spec.reindex)
@@ -177,7 +183,8 @@ class Writer:
             log.warning("could not release the stream's lease", stream=self.spec.stream, error=str(exc))
 
 
-def delete_rows(store: Store, ranges: Ranges) -> int:
+def delete_rows(store: Store, ranges: Ranges, *,
+                why: str = "deleted rows of an unfinished batch before writing them again") -> int:
     """Delete the rows of these owners at these heights from every data table; returns how many."""
     removed = 0
     for table, column in OWNER_COLUMN.items():
@@ -193,11 +200,10 @@ def delete_rows(store: Store, ranges: Ranges) -> int:
         where = " OR ".join(conds)
         n = int(store.scalar(f"SELECT count() FROM {store.table(table)} WHERE {where}") or 0)
         if n:
-            store.command(f"DELETE FROM {store.table(table)} WHERE {where}")
+            store.command(f"DELETE FROM {store.delete_target(table)} WHERE {where}")
             removed += n
     if removed:
-        log.info("deleted rows of an unfinished batch before writing them again", rows=removed,
-                 ranges={o: rs for o, rs in ranges.items()})
+        log.info(why, rows=removed, ranges={o: rs for o, rs in ranges.items()})
     return removed
 
 

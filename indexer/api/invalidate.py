@@ -1,0 +1,59 @@
+"""Keep the caches true to the store: follow the ``commits`` change feed and evict every intent a
+committed batch changed, from the in-process cache and from Redis, so that a GET after a commit
+never answers with the state before it (within ``interval`` seconds of the commit).
+
+Every replica follows the feed itself (it reads the same store), so no replica depends on another
+to learn of a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from indexer.api import metrics, queries
+from indexer.api.cache import IntentCache
+from indexer.store import commits
+from indexer.store.client import Store
+
+log = structlog.get_logger(__name__)
+
+
+OnChange = Callable[[list[tuple[str, str]]], Awaitable[None]]
+
+
+async def follow_commits(store: Store, cache: IntentCache, on_change: OnChange | None = None,
+                         interval: float = 0.25) -> None:
+    """Run until cancelled; a store that does not answer is retried at the next tick.
+    ``on_change`` gets the (contract, intent id) pairs of each committed batch, after eviction."""
+    cursor: dict[str, int] | None = None
+    while True:
+        try:
+            if cursor is None:
+                cursor = await asyncio.to_thread(queries.commit_heads, store)
+            cursor = await _step(store, cache, cursor, on_change)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a store hiccup must not end the loop
+            log.warning("following commits failed; retrying", error=str(exc).strip()[:300])
+        await asyncio.sleep(interval)
+
+
+async def _step(store: Store, cache: IntentCache, cursor: dict[str, int], on_change: OnChange | None
+                ) -> dict[str, int]:
+    seen = await asyncio.to_thread(commits.read_since, store, cursor)
+    if not seen:
+        return cursor
+    pairs: list[tuple[str, str]] = []
+    for c in seen:
+        pairs += await asyncio.to_thread(queries.intents_changed, store, list(c.owners), c.low_height,
+                                         c.high_height)
+    pairs = list(dict.fromkeys(pairs))
+    if pairs:
+        await cache.evict([k for contract, i in pairs for k in (f"/{i}", f"{contract}/{i}")])
+        metrics.INVALIDATIONS.inc(len(pairs))
+        if on_change is not None:
+            await on_change(pairs)
+    return commits.advance(cursor, seen)

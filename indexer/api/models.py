@@ -1,0 +1,108 @@
+"""The API's request and response shapes: one set of pydantic models validates requests, builds
+responses and generates the OpenAPI document (``openapi.py``), so the three cannot disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Status(str, Enum):
+    """An intent's latest state (README "API": what each means and how it maps to the relay's)."""
+
+    pending = "pending"
+    verified = "verified"
+    executing = "executing"
+    executed = "executed"
+    completed = "completed"
+    failed = "failed"
+    expired = "expired"
+
+
+RelayStatus = Literal["PENDING", "TX_BROADCASTED", "SETTLED", "NOT_FOUND_OR_NOT_VALID"]
+
+# The solver relay's get_status words, for clients that already speak them.
+RELAY_STATUS: dict[str, RelayStatus] = {
+    "pending": "PENDING", "verified": "PENDING", "executing": "TX_BROADCASTED",
+    "executed": "SETTLED", "completed": "SETTLED", "failed": "NOT_FOUND_OR_NOT_VALID",
+    "expired": "NOT_FOUND_OR_NOT_VALID",
+}
+
+
+class TokenAmount(BaseModel):
+    token: str = Field(description="token id (nep141:ACCOUNT, nep245:ACCOUNT:ID, nep171:ACCOUNT:ID) or, for a "
+                                   "workshop intent, the token contract")
+    amount: str = Field(description="decimal integer, exact (u128 / i128); negative: the signer gives it")
+
+
+class Intent(BaseModel):
+    intent_hash: str = Field(description="the Verifier's intent hash (base58), or a workshop intent's id")
+    contract_id: str
+    status: Status
+    relay_status: RelayStatus = Field(description="the same status in the solver relay's get_status words")
+    terminal: bool = Field(description="true when the status will not change any more: stop polling")
+    failure: str | None = Field(description="why it failed or expired: the contract's panic text")
+    kinds: list[str] = Field(description="dip4 intent kinds (token_diff, transfer, ft_withdraw ...)")
+    action: str | None = Field(description="a workshop intent's action (swap, transfer ...)")
+    signer_id: str | None
+    solver_id: str | None
+    referral: str | None
+    accounts: list[str] = Field(description="every account the intent involves: signer, solver, referral")
+    tokens: list[TokenAmount]
+    deadline: str | None
+    attempts: int = Field(description="receipts that executed or failed it (a failed batch can be sent again)")
+    first_block_height: int
+    last_block_height: int
+    first_seen: datetime
+    last_seen: datetime
+    verified_at: datetime | None
+    completed_at: datetime | None
+    latency_s: float | None = Field(description="workshop intents: seconds from verification to completion")
+    receipt_id: str = Field(description="the receipt of the latest state")
+    tx_hashes: list[str]
+    gas_burnt: int
+
+
+class IntentPage(BaseModel):
+    items: list[Intent]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next (older) page; null on the last")
+    limit: int
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+
+
+class Issue(BaseModel):
+    path: str = Field(description="where in the request body, as a JSON path ($.messages[0].deadline)")
+    code: str = Field(description="a stable word for the rule broken (account_id, amount_sign, deadline_past ...)")
+    message: str
+
+
+class ValidationResult(BaseModel):
+    valid: bool
+    errors: list[Issue]
+
+
+class Health(BaseModel):
+    alive: bool
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    ready: bool
+    reason: str
+    store: str
+    redis: str

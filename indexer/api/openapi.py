@@ -1,0 +1,98 @@
+"""The OpenAPI 3.1 document, generated from the models that validate requests and build responses."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import TypeAdapter
+from pydantic.json_schema import models_json_schema
+
+from indexer import __version__
+from indexer.api.models import Health, Intent, IntentPage, Problem, Readiness, Status, ValidationResult
+from indexer.api.validate import ValidateRequest
+
+REF = "#/components/schemas/{model}"
+PROBLEM = "application/problem+json"
+
+
+def _json(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+_LIMITED = {"429": _problem("rate limit exceeded: see Retry-After and RateLimit"),
+            "503": _problem("the store is unreachable, or the rate limit cannot be checked (fail-closed)")}
+_RATE_HEADERS = {
+    "RateLimit-Policy": {"description": 'the limit that applies: "reads";q=100;w=60', "schema": {"type": "string"}},
+    "RateLimit": {"description": 'what is left of it: "reads";r=57;t=42', "schema": {"type": "string"}},
+}
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+_ACCOUNT = {"type": "string", "minLength": 2, "maxLength": 64}
+_TIME = {"type": "string", "description": "RFC 3339 time or Unix seconds"}
+
+
+@cache
+def document() -> dict[str, Any]:
+    _, defs = models_json_schema(
+        [(m, "serialization") for m in (Intent, IntentPage, Problem, ValidationResult, Health, Readiness)],
+        ref_template=REF)
+    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    request = TypeAdapter(ValidateRequest).json_schema(ref_template=REF, mode="validation")
+    schemas.update(request.pop("$defs", {}))
+    schemas["ValidateRequest"] = request
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "near-intents-indexer API", "version": __version__,
+                 "description": "Intent status, history and pre-validation from the indexer's store."},
+        "paths": {
+            "/api/v1/intents/{intent_hash}": {"get": {
+                "operationId": "getIntent", "summary": "The latest status and details of one intent",
+                "parameters": [
+                    {"name": "intent_hash", "in": "path", "required": True,
+                     "description": "a dip4 intent hash (base58) or a workshop intent id",
+                     "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:\-]{1,128}$"}},
+                    _query("contract", "only this Verifier (when several hold the same workshop id)", _ACCOUNT)],
+                "responses": {"200": {"description": "the intent", "headers": _RATE_HEADERS, "content": _json("Intent")},
+                              "400": _problem("malformed intent hash or parameter"),
+                              "404": _problem("no such intent in the store (yet)"), **_LIMITED}}},
+            "/api/v1/intents": {"get": {
+                "operationId": "listIntents", "summary": "Intents, newest first, a page at a time",
+                "parameters": [
+                    _query("account", "intents whose signer, solver or referral is this account", _ACCOUNT),
+                    _query("solver", "intents settled by this solver", _ACCOUNT),
+                    _query("status", "intents in this status", {"$ref": "#/components/schemas/Status"}),
+                    _query("contract", "intents of this Verifier", _ACCOUNT),
+                    _query("since", "intents first seen at or after this time", _TIME),
+                    _query("until", "intents first seen before this time", _TIME),
+                    _query("limit", "page size", {"type": "integer", "minimum": 1, "default": 50}),
+                    _query("cursor", "next_cursor of the previous page", {"type": "string"})],
+                "responses": {"200": {"description": "a page", "headers": _RATE_HEADERS,
+                                      "content": _json("IntentPage")},
+                              "400": _problem("a parameter is malformed"), **_LIMITED}}},
+            "/api/v1/intents/validate": {"post": {
+                "operationId": "validateIntent", "summary": "Check an intent before it is signed",
+                "requestBody": {"required": True, "content": _json("ValidateRequest")},
+                "responses": {"200": {"description": "every problem found (valid: true when none)",
+                                      "headers": _RATE_HEADERS, "content": _json("ValidationResult")},
+                              "400": _problem("the body is not JSON"),
+                              "413": _problem("the body is too large"), **_LIMITED}}},
+            "/healthz": {"get": {"operationId": "healthz", "summary": "Alive",
+                                 "responses": {"200": {"description": "alive", "content": _json("Health")}}}},
+            "/readyz": {"get": {"operationId": "readyz", "summary": "Store and Redis reachable",
+                                "responses": {"200": {"description": "ready", "content": _json("Readiness")},
+                                              "503": {"description": "not ready", "content": _json("Readiness")}}}},
+        },
+        "components": {"schemas": schemas},
+    }
+
+
+STATUSES = [s.value for s in Status]

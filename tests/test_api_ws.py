@@ -1,0 +1,96 @@
+"""GET /api/v1/ws: subscriptions, pushes of committed changes with a per-connection seq, resume,
+limits and close codes, with a real aiohttp WebSocket client."""
+
+from __future__ import annotations
+
+from apiserver import WsClient, commit, insert_updates, serve, update  # noqa: F401 - serve is a fixture
+
+
+def test_push_after_commit_with_monotonic_seq(store, serve) -> None:  # type: ignore[no-untyped-def]
+    insert_updates(store, [update(10, "intent-1", "pending", contract="v.near", signer="bob.near")])
+    commit(store, "s1", 1, ["v.near"], 10, 10)
+    api = serve(store)
+    ws = WsClient(api)
+    ws.send({"type": "subscribe", "intent_hash": "intent-1"})
+    assert ws.receive() == {"type": "subscribed", "intent_hash": "intent-1", "seq": 1}
+    current = ws.receive()
+    assert current["type"] == "intent_update" and current["status"] == "pending" and current["seq"] == 2
+    ws.send({"type": "subscribe", "account": "bob.near"})
+    assert ws.receive() == {"type": "subscribed", "account": "bob.near", "seq": 3}
+    # an update stored but not committed is not pushed; its commit is
+    insert_updates(store, [update(11, "intent-1", "verified", contract="v.near", solver="sol.near")])
+    commit(store, "s1", 2, ["v.near"], 11, 11)
+    pushed = ws.receive()
+    assert pushed["type"] == "intent_update" and pushed["status"] == "verified" and pushed["seq"] == 4
+    assert pushed["block_height"] == 11 and pushed["details"]["solver_id"] == "sol.near"
+    assert isinstance(pushed["timestamp"], float)
+    # the pushed state is what a GET answers from then on (the caches were evicted first)
+    assert api.get("/api/v1/intents/intent-1").json["status"] == "verified"
+    ws.send({"type": "unsubscribe", "intent_hash": "intent-1"})
+    assert ws.receive() == {"type": "unsubscribed", "intent_hash": "intent-1", "seq": 5}
+    insert_updates(store, [update(12, "intent-1", "completed", contract="v.near")])
+    commit(store, "s1", 3, ["v.near"], 12, 12)
+    pushed = ws.receive()  # still subscribed by account: exactly one push
+    assert pushed["status"] == "completed" and pushed["seq"] == 6
+    ws.close()
+
+
+def test_resume_since_a_height_replays_what_was_missed(store, serve) -> None:  # type: ignore[no-untyped-def]
+    insert_updates(store, [update(10, "a1", "executed", signer="carol.near"),
+                           update(20, "a2", "failed", signer="carol.near"),
+                           update(30, "a3", "executed", signer="carol.near"),
+                           update(31, "other", "executed", signer="dave.near")])
+    api = serve(store)
+    ws = WsClient(api)
+    ws.send({"type": "subscribe", "account": "carol.near", "since_height": 10})
+    assert ws.receive()["type"] == "subscribed"
+    replay = [ws.receive(), ws.receive()]
+    assert [(m["intent_hash"], m["block_height"], m["seq"]) for m in replay] == [("a2", 20, 2), ("a3", 30, 3)]
+    ws.send({"type": "subscribe", "intent_hash": "a1", "since_height": 10})
+    assert ws.receive()["seq"] == 4  # subscribed; a1 did not change above 10: nothing replayed
+    ws.send({"type": "subscribe", "intent_hash": "a1"})
+    assert ws.receive()["type"] == "subscribed"
+    assert ws.receive()["intent_hash"] == "a1"
+    ws.close()
+
+
+def test_bad_messages_get_errors_then_a_1008(store, serve) -> None:  # type: ignore[no-untyped-def]
+    api = serve(store)
+    ws = WsClient(api)
+    for bad in ("not json", {"type": "dance"}, {"type": "subscribe"},
+                {"type": "subscribe", "intent_hash": "x", "account": "bob.near"},
+                {"type": "subscribe", "account": "Not_Valid"}, {"type": "subscribe", "intent_hash": "a b"},
+                {"type": "subscribe", "account": "bob.near", "since_height": -1}):
+        ws.send(bad)
+        assert ws.receive()["type"] == "error"
+    for _ in range(3):
+        ws.send("nope")
+        assert ws.receive()["type"] == "error"
+    assert ws.receive() == ("closed", 1008, "too many invalid messages")
+
+
+def test_subscription_and_message_size_limits(store, serve) -> None:  # type: ignore[no-untyped-def]
+    from indexer.api.live import MAX_SUBSCRIPTIONS
+
+    api = serve(store)
+    ws = WsClient(api)
+    for n in range(MAX_SUBSCRIPTIONS + 1):
+        ws.send({"type": "subscribe", "intent_hash": f"i{n}"})
+        if n < MAX_SUBSCRIPTIONS:
+            assert ws.receive()["type"] == "subscribed"
+    assert ws.receive() == ("closed", 1008, f"more than {MAX_SUBSCRIPTIONS} subscriptions")
+    big = WsClient(api)
+    big.send({"type": "subscribe", "intent_hash": "x" * 10_000})
+    assert big.receive()[:2] == ("closed", 1009)
+
+
+def test_connections_and_pushes_in_metrics(store, serve) -> None:  # type: ignore[no-untyped-def]
+    from test_api_limits import _metric
+
+    api = serve(store)
+    before = _metric(api, "near_intents_api_websocket_connections")
+    ws = WsClient(api)
+    ws.send({"type": "subscribe", "account": "bob.near"})
+    ws.receive()
+    assert _metric(api, "near_intents_api_websocket_connections") == before + 1
+    ws.close()
