@@ -24,10 +24,14 @@ def touched_minutes(commits: Iterable[Commit]) -> set[int]:
     nothing, with no owners, changed none)."""
     out: set[int] = set()
     for c in commits:
-        if not c.owners:
+        # no owners: nothing written; no block times: heights without blocks (an operator command
+        # over an empty range), so no rows with a time either
+        if not c.owners or max(c.min_block_time_ms, c.max_block_time_ms) <= 0:
             continue
-        first = c.min_block_time_ms // 1000 // MINUTE * MINUTE
-        last = c.max_block_time_ms // 1000 // MINUTE * MINUTE
+        first_ms = c.min_block_time_ms if c.min_block_time_ms > 0 else c.max_block_time_ms
+        last_ms = c.max_block_time_ms if c.max_block_time_ms > 0 else c.min_block_time_ms
+        first = first_ms // 1000 // MINUTE * MINUTE
+        last = last_ms // 1000 // MINUTE * MINUTE
         out.update(range(first, last + MINUTE, MINUTE))
     return out
 
