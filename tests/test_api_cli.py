@@ -113,3 +113,25 @@ async def test_a_websocket_client_gets_the_update_of_the_block_the_daemon_indexe
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
     assert proc.returncode == 0
+
+
+def test_the_compose_api_service_serves_against_clickhouse_and_redis() -> None:
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    services = yaml.safe_load((Path(__file__).parents[1] / "docker-compose.yml").read_text())["services"]
+    api = services["api"]
+    assert api["command"] == ["intents-indexer", "serve"]
+    env = {k: str(v) for k, v in api["environment"].items()}
+    store = urlsplit(env["INDEXER_STORE"].replace("${CLICKHOUSE_PASSWORD:-change-me}", "pw"))
+    assert (store.hostname, store.port, store.path) == ("clickhouse", 8123, "/near_intents")
+    assert urlsplit(env["INDEXER_REDIS_URL"]).hostname == "redis" and "redis" in services
+    port = env["INDEXER_API_PORT"]
+    assert f"{port}:{port}" in " ".join(api["ports"]) and env["INDEXER_API_HOST"] == "0.0.0.0"
+    assert "/readyz" in " ".join(api["healthcheck"]["test"]) and "INDEXER_API_PORT" in " ".join(api["healthcheck"]["test"])
+    # the settings the service passes are valid settings
+    from indexer.config import load_settings
+
+    settings = load_settings(api_port=int(port), api_host=env["INDEXER_API_HOST"], redis_url=env["INDEXER_REDIS_URL"])
+    assert settings.redis_url == "redis://redis:6379/0"
