@@ -15,7 +15,8 @@ nothing and the next retry finishes the work:
 
 1. delete the receipt's rows other than dead letters (receipts, events, intent updates and
    lookups, solver executions);
-2. insert its new rows; new dead letters get fresh numbers and this retry's token;
+2. insert its new rows; new dead letters get fresh numbers and this retry's token; count the
+   updates of its block and contract again (``intent_status_counts`` has one row per block);
 3. append the ``retry`` row to the change feed (the token is now committed);
 4. delete the receipt's older dead letters, then clear the marker.
 
@@ -196,6 +197,7 @@ def _replace(store: Store, op: Operation, decoder: BlockDecoder, p: Preview) -> 
             op.check()
             store.insert_rows(table, COLUMNS[table], table_rows, dedup_token=f"{op.token}/{table}")
     report.rows = new.counts()
+    _recount(store, keys, op.token)
     owners = tuple(sorted({k[1] for k in keys}))
     times = _times(receipts)
     report.commit = op.commit(commits.RETRY, owners, min(k[0] for k in keys), max(k[0] for k in keys), report.rows,
@@ -203,6 +205,25 @@ def _replace(store: Store, op: Operation, decoder: BlockDecoder, p: Preview) -> 
     log.info("dead letters retried", receipts=report.receipts, dead_letters=report.retried,
              still_failing=report.still_failing, rows=report.rows)
     return report
+
+
+def _recount(store: Store, keys: list[tuple[int, str, str]], token: str) -> None:
+    """Count the updates per (block, contract, status) again where the retried receipts' contracts
+    are: ``intent_status_counts`` holds one row per block, not per receipt, so those rows are
+    computed again from every update now stored there (as ``Emitter.finish_block`` counts them)."""
+    if "intent_status_counts" not in COLUMNS:
+        return
+    pairs = ", ".join(f"({int(h)}, {_quote(c)})" for h, c in sorted({(k[0], k[1]) for k in keys}))
+    where = f"(block_height, receiver_id) IN ({pairs})"
+    counts = store.table("intent_status_counts")
+    if int(store.scalar(f"SELECT count() FROM {counts} WHERE {where}") or 0):
+        store.command(f"DELETE FROM {store.delete_target('intent_status_counts')} WHERE {where}")
+    if int(store.scalar(f"SELECT count() FROM {store.table('intent_updates')} WHERE {where}") or 0):
+        store.command(
+            f"INSERT INTO {counts} (block_height, block_timestamp, contract_id, receiver_id, status, updates) "
+            f"SELECT block_height, min(block_timestamp), contract_id, receiver_id, status, count() "
+            f"FROM {store.table('intent_updates')} WHERE {where} GROUP BY block_height, contract_id, receiver_id, status",
+            settings={"insert_deduplication_token": f"{token}/intent_status_counts"})
 
 
 def _number(store: Store, rows: Rows, token: str) -> None:

@@ -101,7 +101,7 @@ def test_a_dead_letter_keeps_its_receipt_and_the_retry_writes_its_rows_once(brok
     assert dump(d.store) == expected
 
 
-@pytest.mark.parametrize("n", range(1, 13))
+@pytest.mark.parametrize("n", range(1, 17))
 def test_a_retry_killed_at_any_write_then_retried_again(broken, chdb_store_path: Path, n: int) -> None:
     d, want = broken
     restore = dying(d.store, n)
