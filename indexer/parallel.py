@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import queue as queue_module
 import signal
 import time
@@ -161,8 +162,12 @@ async def _work(mode: str, settings: Settings, part: Part, out: Any, stop_flag: 
     assert part.plan is not None
     stop = asyncio.Event()
 
+    parent = multiprocessing.parent_process()
+
     async def watch() -> None:
         while not stop_flag.is_set():
+            if parent is not None and not parent.is_alive():
+                os._exit(1)  # killed parent (kill -9): nothing reads the queue, whatever is decoded is lost anyway
             await asyncio.sleep(0.05)
         stop.set()
 

@@ -119,3 +119,30 @@ def test_an_interrupted_parallel_backfill_exits_3_and_resumes_each_part(tmp_path
     clean = tmp_path / "clean"
     _backfill(clean, ["--source", f"files:{lake}", "--from", str(heights[0]), "--to", str(heights[-1])])
     assert dump_tables(store) == dump_tables(clean)
+
+
+def test_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
+    import os
+    import time
+
+    heights = fixture_lake(tmp_path / "lake", copies=4)
+    lake = tmp_path / "lake"
+    for h in (heights[2], heights[10]):  # both parts wait an hour for a shard
+        sorted((lake / f"{h:012d}").glob("shard_*.json"))[0].unlink()
+    store = tmp_path / "store"
+    proc = popen("backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--to", str(heights[-1]),
+                 "--store", f"chdb://{store}", "--no-progress", "--workers", "2", env=cli_env(**HOUR_RETRIES))
+    logs = LogReader(proc)
+    logs.wait_for(lambda e: e.get("event") == "replaying blocks to rebuild decoder state"
+                  and str(e.get("stream", "")).endswith("2of2"))
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) >= 2, children
+    proc.kill()
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 60
+    alive = children
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [c for c in alive if os.path.exists(f"/proc/{c}") and "Z" not in
+                 open(f"/proc/{c}/stat").read().split(")")[-1].split()[0]]
+    assert alive == [], "worker processes outlived their killed parent"
