@@ -117,6 +117,12 @@ def test_rollup_gauges_equal_base_rows_and_survive_a_restart(store, lake) -> Non
     assert {labels["solver"] for labels, _ in got["near_intents_solver_executions"]} >= {"*", "other"}
     assert len({labels["solver"] for labels, _ in got["near_intents_solver_executions"]
                 if labels["contract"] == "intents.near"}) == TOP_N + 2
+    # the lake spans less than 24h: the 24h window holds every execution truth.json counts
+    for contract, per in lake[1]["solver_executions"].items():
+        day = {labels["solver"]: v for labels, v in got["near_intents_solver_executions"]
+               if labels["contract"] == contract and labels["window"] == "24h" and labels["outcome"] == "success"}
+        assert day["*"] == sum(v["successes"] for v in per.values()), contract
+        assert sum(v for s, v in day.items() if s != "*") == day["*"], contract
     end = got["near_intents_rollup_window_end_timestamp_seconds"][0][1]
     assert end == store.scalar(f"SELECT toUnixTimestamp(max(block_timestamp)) FROM {store.table('blocks')}") // 60 * 60 + 60
 
