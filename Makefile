@@ -33,7 +33,7 @@ STAMP_TEST  := $(VENV)/.stamp-install-test
 STAMP_BENCH := $(VENV)/.stamp-install-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help run test bench install install-test install-bench clean
+.PHONY: help run test test-deps bench install install-test install-bench clean
 
 help:
 	@echo "make run     run the indexer daemon on $(STORE) (ARGS=... for more flags)"
@@ -65,7 +65,26 @@ install-bench: $(STAMP_BENCH)
 run: $(STAMP_RUN)
 	exec $(BIN)/intents-indexer run --store '$(STORE)' $(ARGS)
 
-test: $(STAMP_TEST)
+# The tests run real servers: redis-server, Prometheus (promtool), Alertmanager (amtool) and
+# docker-compose (to validate docker-compose.yml). Missing ones are installed with apt-get when
+# this runs as root on Debian/Ubuntu (as .ci/run does); otherwise make says what to install.
+TEST_PACKAGES := redis-server:redis-server promtool:prometheus amtool:prometheus-alertmanager docker-compose:docker-compose
+
+test-deps:
+	@missing=""; for pair in $(TEST_PACKAGES); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian packages the tests need:$$missing"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing \
+				|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; }; \
+		else \
+			echo "the tests need these packages: sudo apt-get install$$missing" >&2; exit 2; \
+		fi; \
+	fi
+
+test: $(STAMP_TEST) test-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP_BENCH)

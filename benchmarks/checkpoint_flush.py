@@ -81,6 +81,14 @@ def merges(store: Store, on: bool) -> None:
                       + ", ".join(f"{s} = 1" for s in settings.split(", ")))
 
 
+def settle(store: Store, timeout: float = 300) -> None:
+    """Wait until no merge runs in the store: a merge running while timing would be counted too."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and int(store.scalar(
+            f"SELECT count() FROM system.merges WHERE database = '{store.database}'")):
+        time.sleep(0.2)
+
+
 def row(label: str, times: list[float], store: Store) -> str:
     parts = int(store.scalar(f"SELECT count() FROM system.parts WHERE database = '{store.database}' "
                              "AND table = 'streams' AND active"))
@@ -101,6 +109,13 @@ def main() -> None:
     store = Store(f"chdb://{path}", database="bench_checkpoint")
     store.command(f"DROP DATABASE IF EXISTS `{store.database}`")
     migrations.migrate(store)
+    # A database without history, timed at every mark too: the machine is shared, so only flushes
+    # timed side by side compare.
+    control = Store.__new__(Store)
+    control.__dict__.update(store.__dict__)
+    control.database = "bench_checkpoint_control"
+    control.command(f"DROP DATABASE IF EXISTS `{control.database}`")
+    migrations.migrate(control)
     print(f"store chdb://{path}; {args.flushes} flushes timed per mark, history over {args.streams} streams")
     print("| checkpoint writes before | median ms/flush | p90 ms/flush | streams rows stored | streams parts |")
     print("| --- | --- | --- | --- | --- |")
@@ -112,13 +127,17 @@ def main() -> None:
             write_history(store, done, mark - done, args.streams)
             print(f"  (wrote {mark - done:,} checkpoint rows in {time.perf_counter() - started:.1f} s)", flush=True)
             done = mark
-        for label in ("unmerged", "merged"):
+        for label in ("unmerged", "merged", "control"):
             if label == "merged":
                 merges(store, True)
-                store.command(f"OPTIMIZE TABLE {store.table('streams')} FINAL")
-            times = time_flushes(store, f"live:{mark}:{label}", args.flushes, start)
+                for table in ("streams", "commits"):
+                    store.command(f"OPTIMIZE TABLE {store.table(table)} FINAL")
+                settle(store)
+            target = control if label == "control" else store
+            times = time_flushes(target, f"live:{mark}:{label}", args.flushes, start)
             start += args.flushes + 10
-            print(row(f"{mark:,}, {label}", times, store), flush=True)
+            name = "same moment, a database with no history" if label == "control" else label
+            print(row(f"{mark:,}, {name}", times, target), flush=True)
     states = streams.read_all(store)
     print(f"streams read back: {len(states)}")
     store.close()

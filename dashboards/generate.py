@@ -14,6 +14,7 @@ the panel's interval: `solver_stats_1m` below an hour, `_1h` below a day, `_1d` 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +314,29 @@ def health() -> dict[str, Any]:
     return dashboard("near-intents-indexer-health", "NEAR Intents: indexer health",
                      "Indexed height against the chain head, lag, throughput, source errors, dead letters, "
                      "flush and rollup durations and freshness.", panels, [var_datasource(), instance])
+
+
+def expand(sql: str, start: int, end: int, interval: int, variables: dict[str, list[str]]) -> str:
+    """A panel's SQL as the ClickHouse plugin (4.x) sends it: macros for the time range
+    [start, end] (unix seconds) and the interval (seconds), then ${var} and ${var:singlequote}."""
+    sql = re.sub(r"\$__timeFilter\(([^)]+)\)",
+                 lambda m: f"{m[1]} >= toDateTime({start}) AND {m[1]} <= toDateTime({end})", sql)
+    sql = re.sub(r"\$__timeInterval\(([^)]+)\)",
+                 lambda m: f"toStartOfInterval(toDateTime({m[1]}), INTERVAL {interval} second)", sql)
+    sql = sql.replace("$__interval_s", str(interval))
+    sql = sql.replace("$__fromTime", f"toDateTime({start})").replace("$__toTime", f"toDateTime({end})")
+    for name, values in variables.items():
+        sql = sql.replace(f"${{{name}:singlequote}}", ", ".join(f"'{v}'" for v in values))
+        sql = sql.replace(f"${{{name}}}", values[0])
+    if "$" in sql:
+        raise ValueError(f"unexpanded macro or variable in: {sql}")
+    return sql
+
+
+def clickhouse_queries(board: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(panel title, target) of every ClickHouse query of a dashboard."""
+    return [(p["title"], t) for p in board["panels"] for t in p["targets"]
+            if t["datasource"]["type"] == CH["type"]]
 
 
 DASHBOARDS = {"intents.json": intents, "solvers.json": solvers, "tokens.json": tokens,

@@ -13,7 +13,8 @@ retries, refusing while a live stream may write them (a pending batch there, or 
 stream that has not passed them). The steps order the writes so that a kill anywhere loses
 nothing and the next retry finishes the work:
 
-1. delete the receipt's rows other than dead letters;
+1. delete the receipt's rows other than dead letters (receipts, events, intent updates and
+   lookups, solver executions);
 2. insert its new rows; new dead letters get fresh numbers and this retry's token;
 3. append the ``retry`` row to the change feed (the token is now committed);
 4. delete the receipt's older dead letters, then clear the marker.
@@ -42,7 +43,11 @@ from indexer.store.streams import StreamState
 
 log = structlog.get_logger(__name__)
 
-RECEIPT_TABLES = ("receipts", "events", "intent_updates", "solver_executions")  # rows of one receipt, by receipt_id
+# The tables holding a receipt's rows besides its dead letters, and how a row names its receipt:
+# by receipt_id, or (intent_lookups) by update_index, whose high bits are the receipt's position
+# in its block (``Emitter.intent_update``).
+RECEIPT_TABLES = ("receipts", "events", "intent_updates", "solver_executions", "intent_lookups")
+_BY_POSITION = {"intent_lookups"}
 _DL = COLUMNS["dead_letters"]
 _SEQ, _TOKEN = _DL.index("seq"), _DL.index("retry_token")
 
@@ -183,8 +188,9 @@ def _replace(store: Store, op: Operation, decoder: BlockDecoder, p: Preview) -> 
     report.still_failing = len(new.tables["dead_letters"])
     report._failing_receipts = len(failing)
     keys = list(receipts)
+    positions = _positions(receipts)
     op.check()
-    _delete(store, RECEIPT_TABLES, keys)
+    _delete(store, RECEIPT_TABLES, keys, positions)
     for table, table_rows in new.tables.items():
         if table_rows:
             op.check()
@@ -193,7 +199,7 @@ def _replace(store: Store, op: Operation, decoder: BlockDecoder, p: Preview) -> 
     owners = tuple(sorted({k[1] for k in keys}))
     times = _times(receipts)
     report.commit = op.commit(commits.RETRY, owners, min(k[0] for k in keys), max(k[0] for k in keys), report.rows,
-                              times, then=lambda: _delete(store, ("dead_letters",), keys, keep_token=op.token))
+                              times, then=lambda: _delete(store, ("dead_letters",), keys, positions, keep_token=op.token))
     log.info("dead letters retried", receipts=report.receipts, dead_letters=report.retried,
              still_failing=report.still_failing, rows=report.rows)
     return report
@@ -217,15 +223,27 @@ def _number(store: Store, rows: Rows, token: str) -> None:
         row[_TOKEN] = token
 
 
-def _delete(store: Store, tables: tuple[str, ...], keys: list[tuple[int, str, str]], *, keep_token: str = "") -> None:
-    """Delete the rows of these (height, owner, receipt)s; with ``keep_token``, not the dead letters it wrote."""
+def _delete(store: Store, tables: tuple[str, ...], keys: list[tuple[int, str, str]], positions: dict[str, int], *,
+            keep_token: str = "") -> None:
+    """Delete the rows of these (height, owner, receipt)s (``positions``: receipt -> index in its
+    block); with ``keep_token``, not the dead letters it wrote."""
     triples = ", ".join(f"({int(h)}, {_quote(c)}, {_quote(r)})" for h, c, r in keys)
+    placed = ", ".join(f"({int(h)}, {_quote(c)}, {int(positions[r])})" for h, c, r in keys)
     for table in tables:
-        where = f"(block_height, {OWNER_COLUMN[table]}, receipt_id) IN ({triples})"
+        if table not in COLUMNS:  # a table of a later migration this store does not have
+            continue
+        where = (f"(block_height, {OWNER_COLUMN[table]}, intDiv(update_index, 65536)) IN ({placed})"
+                 if table in _BY_POSITION else f"(block_height, {OWNER_COLUMN[table]}, receipt_id) IN ({triples})")
         if keep_token:
             where += f" AND retry_token != {_quote(keep_token)}"
         if int(store.scalar(f"SELECT count() FROM {store.table(table)} WHERE {where}") or 0):
-            store.command(f"DELETE FROM {store.table(table)} WHERE {where}")
+            store.command(f"DELETE FROM {store.delete_target(table)} WHERE {where}")  # on a cluster: its shards
+
+
+def _positions(receipts: dict[tuple[int, str, str], str]) -> dict[str, int]:
+    from indexer.decode import lake
+
+    return {key[2]: lake.decode_receipt_context(c).index_in_block for key, c in receipts.items()}
 
 
 def _times(receipts: dict[tuple[int, str, str], str]) -> tuple[int, int]:

@@ -7,23 +7,27 @@ groups):
 * by id: ``intent_updates`` is ordered by (contract_id, intent_id, ...);
 * by account, solver, transaction: ``intent_lookups`` rows of kind ``account`` / ``solver`` /
   ``tx`` and that key, in chain order; "newest N" reads the end of the key's range backwards;
-* counts over time: ``intent_lookups`` rows of kind ``contract``, in chain order, pruned by block
-  time.
+* counts over time: ``intent_status_counts``, a few rows per block (updates per contract and
+  status), pruned by block time.
 
-``intent_lookups`` rows are written and deleted by the writer with the rest of their batch
-(owner ``receiver_id``, ``block_height``), so every answer equals a GROUP BY over
-``intent_updates`` whatever batches were replaced (README "intent_lookups").
+``intent_lookups`` and ``intent_status_counts`` rows are written and deleted by the writer with
+the rest of their batch (owner ``receiver_id``, ``block_height``), so every answer equals a GROUP
+BY over ``intent_updates`` whatever batches were replaced (README "intent_lookups").
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from indexer.store.client import Store
 
 Intent = dict[str, Any]
+
+# Point reads touch a granule or two per part: one thread each, so that they do not queue behind
+# each other's thread pools on a busy machine.
+_POINT = {"max_threads": 1}
 
 # the update the "newest" order goes by: (block_height, update_index) of an intent's latest update
 Cursor = tuple[int, int]
@@ -49,14 +53,15 @@ def attempts(store: Store, intent_id: str, contract_id: str | None = None) -> li
         f"SELECT contract_id, intent_id, block_height, block_timestamp, update_index, status, failure, receipt_id, "
         f"tx_hash, method_name, submitted_height, submitted_at FROM {store.table('intent_updates')} "
         f"WHERE {where} ORDER BY contract_id, block_height, update_index",
-        {"id": intent_id, "c": contract_id or ""})
+        {"id": intent_id, "c": contract_id or ""}, settings=_POINT)
     return [dict(zip(cols, r)) for r in rows]
 
 
 def by_tx(store: Store, tx_hash: str) -> list[Intent]:
     """Intents that a transaction carried or moved (any of their updates came from its receipts)."""
-    keys = _keys_of(store, "tx", tx_hash)
-    return _fold(store, sorted(keys)) if keys else []
+    return _fold_where(store, f"intent_id IN (SELECT intent_id FROM {store.table('intent_lookups')} "
+                              "WHERE kind = 'tx' AND key = {v:String})", {"v": tx_hash},
+                       keep=lambda updates: any(u["tx_hash"] == tx_hash for u in updates))
 
 
 def by_account(store: Store, account: str, limit: int = 50, before: Cursor | None = None) -> Page:
@@ -71,27 +76,19 @@ def by_solver(store: Store, solver_id: str, limit: int = 50, before: Cursor | No
 
 def status_counts(store: Store, contract_id: str, start: dt.datetime, end: dt.datetime,
                   bucket_s: int = 3600) -> list[tuple[dt.datetime, str, int]]:
-    """(bucket start, status, intents) for block times in [start, end): per bucket of ``bucket_s``
-    seconds, how many distinct intents had an update of that status (a failed attempt counts under
-    ``failed`` in its bucket even when the intent executed later)."""
+    """(bucket start, status, updates) for block times in [start, end): per bucket of ``bucket_s``
+    seconds, how many intent updates had each status: intents that reached it there, and for
+    ``failed`` every failed attempt (a replay of an executed intent, a try before a retry)."""
     _, rows = store.query(
         f"SELECT toStartOfInterval(block_timestamp, toIntervalSecond({{b:UInt32}})) AS t, status, "
-        f"uniqExact(intent_id) FROM {store.table('intent_lookups')} "
-        "WHERE kind = 'contract' AND key = {c:String} "
+        f"sum(updates) FROM {store.table('intent_status_counts')} WHERE contract_id = {{c:String}} "
         "AND block_timestamp >= {lo:DateTime64(3, 'UTC')} AND block_timestamp < {hi:DateTime64(3, 'UTC')} "
         "GROUP BY t, status ORDER BY t, status",
-        {"b": int(bucket_s), "c": contract_id, "lo": _utc(start), "hi": _utc(end)})
+        {"b": int(bucket_s), "c": contract_id, "lo": _utc(start), "hi": _utc(end)}, settings=_POINT)
     return [(_aware(t), s, int(n)) for t, s, n in rows]
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-def _keys_of(store: Store, kind: str, key: str) -> set[tuple[str, str]]:
-    _, rows = store.query(
-        f"SELECT DISTINCT contract_id, intent_id FROM {store.table('intent_lookups')} "
-        "WHERE kind = {k:String} AND key = {v:String}", {"k": kind, "v": key})
-    return {(c, i) for c, i in rows}
-
 
 def _newest(store: Store, kind: str, key: str, limit: int, before: Cursor | None) -> Page:
     """The ``limit`` intents whose newest row under this key is newest, reading the key's range backwards.
@@ -111,7 +108,8 @@ def _newest(store: Store, kind: str, key: str, limit: int, before: Cursor | None
             f"SELECT contract_id, intent_id, block_height, update_index FROM {store.table('intent_lookups')} "
             f"WHERE kind = {{k:String}} AND key = {{v:String}}{bound} "
             "ORDER BY block_height DESC, update_index DESC LIMIT {n:UInt32}",
-            {"k": kind, "v": key, "h": cursor[0] if cursor else 0, "i": cursor[1] if cursor else 0, "n": want})
+            {"k": kind, "v": key, "h": cursor[0] if cursor else 0, "i": cursor[1] if cursor else 0, "n": want},
+            settings=_POINT)
         fresh: dict[tuple[str, str], Cursor] = {}
         for c, i, h, u in rows:
             if (c, i) not in seen:
@@ -141,7 +139,7 @@ def _rows_since(store: Store, kind: str, key: str, keys: list[tuple[str, str]], 
         f"SELECT DISTINCT contract_id, intent_id FROM {store.table('intent_lookups')} "
         "WHERE kind = {k:String} AND key = {v:String} AND (block_height, update_index) >= ({h:UInt64}, {u:UInt64}) "
         "AND intent_id IN {ids:Array(String)}",
-        {"k": kind, "v": key, "h": before[0], "u": before[1], "ids": [i for _, i in keys]})
+        {"k": kind, "v": key, "h": before[0], "u": before[1], "ids": [i for _, i in keys]}, settings=_POINT)
     return {(c, i) for c, i in rows} & set(keys)
 
 
@@ -161,18 +159,22 @@ def _fold(store: Store, keys: list[tuple[str | None, str]] | None, ids: list[str
         if not keys:
             return []
         ids = sorted({i for _, i in keys})
-    cols, rows = store.query(
-        f"SELECT {', '.join(_UPDATE_COLUMNS)} FROM {store.table('intent_updates')} "
-        "WHERE intent_id IN {ids:Array(String)} ORDER BY contract_id, intent_id, block_height, update_index",
-        {"ids": ids})
     wanted = None if keys is None else set(keys)
+    return _fold_where(store, "intent_id IN {ids:Array(String)}", {"ids": ids},
+                       keep=lambda updates: wanted is None or (updates[0]["contract_id"], updates[0]["intent_id"]) in wanted)
+
+
+def _fold_where(store: Store, where: str, parameters: dict[str, Any],
+                keep: Callable[[list[dict[str, Any]]], bool]) -> list[Intent]:
+    """Fold the updates of every intent matching ``where`` (a condition on intent_id) that ``keep`` accepts."""
+    cols, rows = store.query(
+        f"SELECT {', '.join(_UPDATE_COLUMNS)} FROM {store.table('intent_updates')} WHERE {where} "
+        "ORDER BY contract_id, intent_id, block_height, update_index", parameters, settings=_POINT)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         u = dict(zip(cols, r))
-        k = (u["contract_id"], u["intent_id"])
-        if wanted is None or k in wanted:
-            groups.setdefault(k, []).append(u)
-    return [fold(updates) for updates in groups.values()]
+        groups.setdefault((u["contract_id"], u["intent_id"]), []).append(u)
+    return [fold(updates) for updates in groups.values() if keep(updates)]
 
 
 def fold(updates: list[dict[str, Any]]) -> Intent:

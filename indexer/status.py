@@ -12,6 +12,7 @@ from indexer.config import Settings
 from indexer.decode.rows import DATA_TABLES
 from indexer.query import format_table
 from indexer.store import streams
+from indexer.store.operations import OPERATIONS
 from indexer.store.client import Store
 
 log = structlog.get_logger(__name__)
@@ -37,7 +38,9 @@ async def collect(settings: Settings, store: Store, *, ask_head: bool = True) ->
         report["checkpoints"].append({
             "stream": st.stream, "height": st.height, "block_hash": st.block_hash,
             "start_height": st.start_height, "end_height": st.end_height,
-            "lag_blocks": (head - st.height) if head is not None and st.end_height is None else None,
+            # the operator commands' stream follows no chain: no lag
+            "lag_blocks": (head - st.height) if head is not None and st.end_height is None
+            and st.stream != OPERATIONS else None,
             "holder": st.holder if st.live else None, "pending": list(st.pending) if st.pending else None,
             "commits": st.commit_seq,
         })

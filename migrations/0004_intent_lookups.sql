@@ -7,14 +7,63 @@
 -- verification.
 --
 -- intent_lookups holds one row per (update, lookup key): the update's signer and accounts
--- ('account'), its solver ('solver'), its transaction ('tx') and its contract ('contract', for
--- counts over time). Rows carry the update's block_height and receiver_id like every data table,
--- so the writer deletes and replaces them with the rest of a batch: a lookup is exact whatever
--- batches were replaced or removed (no materialized view, which would keep deleted rows).
+-- ('account'), its solver ('solver') and its transaction ('tx'); intent_status_counts one row per
+-- (block, contract, status) with the number of updates. Rows carry block_height and receiver_id
+-- like every data table, so the writer deletes and replaces them with the rest of a batch: a
+-- lookup is exact whatever batches were replaced or removed (no materialized view, which would
+-- keep deleted rows).
 
-ALTER TABLE ${database}.intent_updates ADD COLUMN IF NOT EXISTS submitted_height Nullable(UInt64) AFTER gas_burnt;
-ALTER TABLE ${database}.intent_updates ADD COLUMN IF NOT EXISTS submitted_at Nullable(DateTime64(3, 'UTC')) AFTER submitted_height;
-ALTER TABLE ${database}.intent_updates ADD COLUMN IF NOT EXISTS accounts Array(String) AFTER submitted_at;
+DROP VIEW IF EXISTS ${database}.intents;
+
+-- intent_updates is rebuilt with small granules and compressed blocks: a lookup folds the updates
+-- of up to a page of intents scattered over the table, and each costs one granule per column, not
+-- 8192 rows of every column.
+CREATE TABLE ${database}.intent_updates_v4
+(
+    block_height      UInt64,
+    block_timestamp   DateTime64(3, 'UTC'),
+    update_index      UInt64,
+    contract_id       LowCardinality(String),
+    receiver_id       LowCardinality(String),
+    intent_id         String,
+    status            LowCardinality(String),
+    failure           String,
+    signer_id         String,
+    solver_id         String,
+    kinds             Array(LowCardinality(String)),
+    tokens            Array(String),
+    amounts           Array(String),
+    referral          String,
+    action            LowCardinality(String),
+    deadline          String,
+    receipt_id        String,
+    tx_hash           String,
+    method_name       LowCardinality(String),
+    gas_burnt         UInt64,
+    submitted_height  Nullable(UInt64),
+    submitted_at      Nullable(DateTime64(3, 'UTC')),
+    accounts          Array(String),
+    INDEX idx_signer signer_id TYPE bloom_filter GRANULARITY 16,
+    INDEX idx_solver solver_id TYPE bloom_filter GRANULARITY 16,
+    INDEX idx_tx_hash tx_hash TYPE bloom_filter GRANULARITY 16,
+    INDEX idx_height block_height TYPE minmax GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(block_timestamp)
+ORDER BY (contract_id, intent_id, block_height, update_index)
+SETTINGS index_granularity = 256, min_compress_block_size = 4096, max_compress_block_size = 65536,
+         merge_max_block_size = 1024, vertical_merge_algorithm_min_rows_to_activate = 1,
+         vertical_merge_algorithm_min_columns_to_activate = 1;
+
+INSERT INTO ${database}.intent_updates_v4
+SELECT block_height, block_timestamp, update_index, contract_id, receiver_id, intent_id, status, failure, signer_id,
+       solver_id, kinds, tokens, amounts, referral, action, deadline, receipt_id, tx_hash, method_name, gas_burnt,
+       NULL, NULL, []
+FROM ${database}.intent_updates;
+
+RENAME TABLE ${database}.intent_updates TO ${database}.intent_updates_v3, ${database}.intent_updates_v4 TO ${database}.intent_updates;
+
+DROP TABLE ${database}.intent_updates_v3;
 
 CREATE TABLE IF NOT EXISTS ${database}.intent_lookups
 (
@@ -34,9 +83,23 @@ ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(block_timestamp)
 -- a key's rows in chain order: "newest 50" reads the end of one key's range in reverse
 ORDER BY (kind, key, block_height, update_index, intent_id)
-SETTINGS merge_max_block_size = 8192, max_compress_block_size = 131072;
+SETTINGS index_granularity = 1024, merge_max_block_size = 8192, max_compress_block_size = 131072;
 
-DROP VIEW IF EXISTS ${database}.intents;
+-- Counts over time sum a few rows per block instead of reading every update of the range.
+CREATE TABLE IF NOT EXISTS ${database}.intent_status_counts
+(
+    block_height    UInt64,
+    block_timestamp DateTime64(3, 'UTC'),
+    contract_id     LowCardinality(String),
+    receiver_id     LowCardinality(String),
+    status          LowCardinality(String),
+    updates         UInt32,
+    INDEX idx_time block_timestamp TYPE minmax GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(block_timestamp)
+ORDER BY (contract_id, block_height, status, receiver_id)
+SETTINGS index_granularity = 1024;
 
 CREATE VIEW IF NOT EXISTS ${database}.intents AS
 SELECT

@@ -26,7 +26,9 @@ from clitools import free_port
 MS = 1_700_000_000_000  # a block time in ms, for commits rows
 UPDATE_COLUMNS = ("block_height", "block_timestamp", "update_index", "contract_id", "receiver_id", "intent_id",
                   "status", "failure", "signer_id", "solver_id", "kinds", "tokens", "amounts", "referral", "action",
-                  "deadline", "receipt_id", "tx_hash", "method_name", "gas_burnt")
+                  "deadline", "receipt_id", "tx_hash", "method_name", "gas_burnt", "accounts")
+LOOKUP_COLUMNS = ("block_height", "block_timestamp", "update_index", "kind", "key", "contract_id", "receiver_id",
+                  "intent_id", "status")
 
 
 class RedisServer:
@@ -165,24 +167,37 @@ def update(height: int, intent_id: str, status: str, *, contract: str = "intents
            index: int = 0, failure: str = "", signer: str = "", solver: str = "", kinds: list[str] | None = None,
            tokens: list[str] | None = None, amounts: list[str] | None = None, referral: str = "", action: str = "",
            deadline: str = "", receipt: str | None = None, tx: str = "", method: str = "execute_intents",
-           gas: int = 0) -> list[Any]:
-    """One intent_updates row (block time: 1.7e9 s + height unless ``ts``)."""
+           gas: int = 0, accounts: list[str] | None = None) -> list[Any]:
+    """One intent_updates row (block time: 1.7e9 s + height unless ``ts``); ``accounts`` as the
+    decoder writes them: the signer, then whom the intent moves tokens for."""
+    moved = list(dict.fromkeys(a for a in ([signer] if signer else []) + (accounts or []) if a))
     return [height, ts if ts is not None else 1_700_000_000 + height, index, contract, contract, intent_id, status,
             failure, signer, solver, kinds or [], tokens or [], amounts or [], referral, action, deadline,
-            receipt or f"r{height}-{index}", tx, method, gas]
+            receipt or f"r{height}-{index}", tx, method, gas, moved]
 
 
 def insert_updates(store: Any, rows: list[list[Any]]) -> None:
+    """The rows, and their intent_lookups rows as the decoder derives them (decode/emit.py)."""
     store.insert_rows("intent_updates", UPDATE_COLUMNS, rows)
+    lookups = []
+    for r in rows:
+        u = dict(zip(UPDATE_COLUMNS, r))
+        keys = [("account", a) for a in u["accounts"]] + [("contract", u["contract_id"])]
+        keys += [("solver", u["solver_id"])] if u["solver_id"] else []
+        keys += [("tx", u["tx_hash"])] if u["tx_hash"] else []
+        lookups += [[u["block_height"], u["block_timestamp"], u["update_index"], kind, key, u["contract_id"],
+                     u["receiver_id"], u["intent_id"], u["status"]] for kind, key in keys]
+    store.insert_rows("intent_lookups", LOOKUP_COLUMNS, lookups)
 
 
-def commit(store: Any, stream: str, seq: int, owners: list[str], low: int, high: int) -> None:
+def commit(store: Any, stream: str, seq: int, owners: list[str], low: int, high: int,
+           times_ms: tuple[int, int] = (MS, MS)) -> None:
     """A committed batch in the change feed, as a writer leaves it: the commits row, then the
-    stream's state at that seq."""
+    stream's state at that seq. ``times_ms``: the block times the batch spans."""
     from indexer.store import commits
 
-    commits.append(store, commits.Commit(stream, seq, tuple(owners), low, high, MS, MS, {"intent_updates": 1}, False),
-                   token=uuid.uuid4().hex)
+    commits.append(store, commits.Commit(stream, seq, tuple(owners), low, high, times_ms[0], times_ms[1],
+                                         {"intent_updates": 1}, False), token=uuid.uuid4().hex)
     store.insert_rows("streams", ("stream", "version", "owners", "height", "commit_seq"),
                       [[stream, seq, owners, high, seq]])
 

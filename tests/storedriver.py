@@ -32,6 +32,7 @@ KEYS = {
     "solver_executions": "contract_id, solver_id, block_timestamp, receipt_id",
     "dead_letters": "block_height, contract_id, seq",
     "intent_lookups": "kind, key, block_height, update_index, intent_id",
+    "intent_status_counts": "contract_id, block_height, status, receiver_id",
 }
 LOOKBACK = 250
 

@@ -114,3 +114,19 @@ def test_local_cache_expires_and_stays_bounded() -> None:
     off = LocalCache(size=2, ttl=0)
     off.put("a", b"1")
     assert off.get("a") is None
+
+
+def test_with_redis_down_a_replica_follows_the_feed_itself(store, serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    own = RedisServer(tmp_path / "redis")
+    try:
+        insert_updates(store, [update(10, "intent-1", "pending", contract="v.near")])
+        commit(store, "s1", 1, ["v.near"], 10, 10)
+        api = serve(store, redis_url=own.url, api_local_cache_ttl=HOUR, api_cache_ttl=HOUR)
+        assert api.get("/api/v1/intents/intent-1").json["status"] == "pending"
+        own.stop()
+        insert_updates(store, [update(11, "intent-1", "completed", contract="v.near")])
+        commit(store, "s1", 2, ["v.near"], 11, 11)
+        wait_until(lambda: api.get("/api/v1/intents/intent-1").json["status"] == "completed",
+                   what="evicted without Redis")
+    finally:
+        own.stop()

@@ -28,7 +28,8 @@ def loaded(store):  # type: ignore[no-untyped-def]
                ts=1_700_000_121, tx="txw"),
         update(125, "intent-7", "completed", contract="verifier.workshop.near", ts=1_700_000_130,
                method="on_intent_solved", tx="txw2"),
-        *[update(200 + i, f"h{i}", "executed", signer="carol.near", solver="solver-1.near") for i in range(5)],
+        *[update(200 + i, f"h{i}", "executed", signer="carol.near", solver="solver-1.near",
+                 accounts=["dest.near"] if i == 2 else []) for i in range(5)],
     ])
     return store
 
@@ -61,6 +62,15 @@ def test_workshop_intent_by_id(loaded, serve) -> None:  # type: ignore[no-untype
     assert body["latency_s"] == 9.0 and body["verified_at"] is not None
     assert api.get("/api/v1/intents/intent-7?contract=verifier.workshop.near").json["status"] == "completed"
     assert api.get("/api/v1/intents/intent-7?contract=other.near").status == 404
+
+
+def test_executed_is_final(store, serve) -> None:  # type: ignore[no-untyped-def]
+    """A replay of an executed payload that fails is one more attempt, not a new status."""
+    insert_updates(store, [update(1, "once", "executed", signer="alice.near", receipt="r-ok"),
+                           update(2, "once", "failed", failure="nonce was already used", receipt="r-replay")])
+    body = serve(store).get("/api/v1/intents/once").json
+    assert body["status"] == "executed" and body["failure"] is None and body["attempts"] == 2
+    assert body["receipt_id"] == "r-ok"
 
 
 def test_failed_intent_is_not_terminal_before_its_deadline(store, serve) -> None:  # type: ignore[no-untyped-def]
@@ -121,7 +131,8 @@ def test_list_newest_first_with_a_stable_cursor(loaded, serve) -> None:  # type:
 def test_list_filters(loaded, serve) -> None:  # type: ignore[no-untyped-def]
     api = serve(loaded)
     assert _ids(api.get("/api/v1/intents?account=alice.near").json) == [HASH]
-    assert _ids(api.get("/api/v1/intents?account=app.near").json) == [HASH]  # the referral
+    assert _ids(api.get("/api/v1/intents?account=app.near").json) == []  # a referral is not a party
+    assert _ids(api.get("/api/v1/intents?account=dest.near").json) == ["h2"]  # it receives tokens
     assert _ids(api.get("/api/v1/intents?solver=solver-2.near").json) == ["intent-7"]
     assert len(api.get("/api/v1/intents?solver=solver-1.near").json["items"]) == 6
     assert _ids(api.get("/api/v1/intents?status=completed").json) == ["intent-7"]

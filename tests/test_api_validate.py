@@ -187,9 +187,11 @@ def validate_api(chdb_store_path):  # type: ignore[no-untyped-def]
     import uuid
 
     from apiserver import ApiServer, api_settings
+    from indexer.store import migrations
     from indexer.store.client import Store
 
-    server = ApiServer(api_settings(api_validate_limit="100000/minute"),
-                       Store(f"chdb://{chdb_store_path}", database=f"t_{uuid.uuid4().hex[:12]}"), fixed_clock(NOW))
+    store = Store(f"chdb://{chdb_store_path}", database=f"t_{uuid.uuid4().hex[:12]}")
+    migrations.migrate(store)
+    server = ApiServer(api_settings(api_validate_limit="100000/minute"), store, fixed_clock(NOW))
     yield server
     server.close()

@@ -3,7 +3,7 @@ limits and close codes, with a real aiohttp WebSocket client."""
 
 from __future__ import annotations
 
-from apiserver import WsClient, commit, insert_updates, serve, update  # noqa: F401 - serve is a fixture
+from apiserver import WsClient, commit, insert_updates, redis_server, redis_url, serve, update  # noqa: F401
 
 
 def test_push_after_commit_with_monotonic_seq(store, serve) -> None:  # type: ignore[no-untyped-def]
@@ -81,7 +81,7 @@ def test_subscription_and_message_size_limits(store, serve) -> None:  # type: ig
     assert ws.receive() == ("closed", 1008, f"more than {MAX_SUBSCRIPTIONS} subscriptions")
     big = WsClient(api)
     big.send({"type": "subscribe", "intent_hash": "x" * 10_000})
-    assert big.receive()[:2] == ("closed", 1009)
+    assert big.receive() == ("closed", 1009, "messages are at most 4096 bytes")
 
 
 def test_connections_and_pushes_in_metrics(store, serve) -> None:  # type: ignore[no-untyped-def]
@@ -94,3 +94,38 @@ def test_connections_and_pushes_in_metrics(store, serve) -> None:  # type: ignor
     ws.receive()
     assert _metric(api, "near_intents_api_websocket_connections") == before + 1
     ws.close()
+
+
+def test_a_plain_get_is_a_400_problem(store, serve) -> None:  # type: ignore[no-untyped-def]
+    r = serve(store).get("/api/v1/ws")
+    assert r.status == 400 and r.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_replicas_share_one_feed_follower_over_redis(store, serve, redis_url) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    from apiserver import wait_until
+    from indexer.api import fanout
+
+    insert_updates(store, [update(10, "intent-1", "pending", contract="v.near", signer="bob.near")])
+    commit(store, "s1", 1, ["v.near"], 10, 10)
+    a = serve(store, redis_url=redis_url, api_local_cache_ttl=3600, api_cache_ttl=3600)
+    b = serve(store, redis_url=redis_url, api_local_cache_ttl=3600, api_cache_ttl=3600)
+    client = redis.Redis.from_url(redis_url)
+    wait_until(lambda: client.get(fanout.LEADER), what="a feed leader")
+    subscribers = []
+    for api in (a, b):
+        ws = WsClient(api)
+        ws.send({"type": "subscribe", "intent_hash": "intent-1"})
+        assert ws.receive()["type"] == "subscribed" and ws.receive()["status"] == "pending"
+        subscribers.append(ws)
+    assert b.get("/api/v1/intents/intent-1").json["status"] == "pending"  # now in b's LRU
+    insert_updates(store, [update(11, "intent-1", "completed", contract="v.near")])
+    commit(store, "s1", 2, ["v.near"], 11, 11)
+    for ws in subscribers:  # whichever replica follows the feed, both push, exactly once
+        pushed = ws.receive()
+        assert pushed["status"] == "completed" and pushed["seq"] == 3
+    for api in (a, b):  # and both caches were evicted (hour-long TTLs)
+        assert api.get("/api/v1/intents/intent-1").json["status"] == "completed"
+    assert client.get(fanout.CURSOR) is not None
+    client.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import subprocess
 import sys
 import urllib.parse
@@ -99,21 +98,6 @@ def test_the_file_provider_loads_this_folder() -> None:
 
 # --- ClickHouse queries on a real store ------------------------------------------------------------
 
-def expand(sql: str, start: int, end: int, interval: int, variables: dict[str, list[str]]) -> str:
-    """Macros as the ClickHouse plugin (4.x) expands them, and ${var} / ${var:singlequote}."""
-    sql = re.sub(r"\$__timeFilter\(([^)]+)\)",
-                 lambda m: f"{m[1]} >= toDateTime({start}) AND {m[1]} <= toDateTime({end})", sql)
-    sql = re.sub(r"\$__timeInterval\(([^)]+)\)",
-                 lambda m: f"toStartOfInterval(toDateTime({m[1]}), INTERVAL {interval} second)", sql)
-    sql = sql.replace("$__interval_s", str(interval))
-    sql = sql.replace("$__fromTime", f"toDateTime({start})").replace("$__toTime", f"toDateTime({end})")
-    for name, values in variables.items():
-        sql = sql.replace(f"${{{name}:singlequote}}", ", ".join(f"'{v}'" for v in values))
-        sql = sql.replace(f"${{{name}}}", values[0])
-    assert "$" not in sql, sql
-    return sql
-
-
 RUN = """
 import json, sys
 from indexer.store.client import Store
@@ -168,7 +152,7 @@ def test_every_clickhouse_query_runs_and_returns_what_its_panel_needs(rolled_up)
     queries = []
     for _, _, t, interval, c in plan:
         solvers = sorted({r[1] for r in truth["details"]["solver_executions"] if r[0] == c})
-        queries.append(expand(t["rawSql"], START_S, end, interval, {"contract": [c], "solver": solvers}))
+        queries.append(_generator().expand(t["rawSql"], START_S, end, interval, {"contract": [c], "solver": solvers}))
     results = _run(store, queries)
     rows: dict[str, int] = {}
     for (label, panel, target, interval, c), res in zip(plan, results):
@@ -188,7 +172,7 @@ def test_variable_queries_return_values(rolled_up) -> None:  # type: ignore[no-u
     for d in _dashboards().values():
         for v in d["templating"]["list"]:
             if v["type"] == "query" and v["datasource"]["type"] == "grafana-clickhouse-datasource":
-                queries.append(expand(v["query"], START_S, START_S + 3600, 60, {"contract": ["intents.near"]}))
+                queries.append(_generator().expand(v["query"], START_S, START_S + 3600, 60, {"contract": ["intents.near"]}))
     assert len(queries) >= 3
     assert all(r["rows"] > 0 for r in _run(store, queries))
 

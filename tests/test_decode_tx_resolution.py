@@ -110,8 +110,8 @@ def test_intents_run_on_a_deposit_get_the_transaction_and_its_block() -> None:
         assert got["submitted_at"] == ts_string(1_777_000_000_000_000_000 + 10)
         assert got["accounts"] == ["alice.near", "bob.near"]  # the signer and whom it transfers to
         lookups = {(r[3], r[4]) for r in rows.tables["intent_lookups"]}
-        assert lookups == {("account", "alice.near"), ("account", "bob.near"), ("contract", "intents.near"),
-                           ("tx", TX)}
+        assert lookups == {("account", "alice.near"), ("account", "bob.near"), ("tx", TX)}
+        assert [r[2:] for r in rows.tables["intent_status_counts"]] == [["intents.near", "intents.near", "failed", 1]]
 
 
 def test_an_undecodable_skipped_shard_loses_only_its_links() -> None:

@@ -48,6 +48,29 @@ def _backfill_args(root: Path, heights: list[int], store: Path) -> list[str]:
             "--store", f"chdb://{store}", *_contract_args()]
 
 
+# A run over a lake with a shard held back waits for it (retrying) after storing the batches
+# before it: a signal sent after some batches always finds it still running.
+WAITING = {"INDEXER_SHARD_RETRY_LIMIT": "10000"}
+
+
+def _held_back(root: Path, view: Path, height: int) -> Path:
+    """``view``: the lake ``root`` (as symlinks) with one shard file of block ``height`` missing."""
+    view.mkdir()
+    for folder in root.iterdir():
+        if not folder.name.isdigit():
+            continue
+        if int(folder.name) != height:
+            (view / folder.name).symlink_to(folder)
+            continue
+        (view / folder.name).mkdir()
+        files = sorted(folder.glob("*.json"))
+        held = [f for f in files if f.name.startswith("shard_")][-1]
+        for f in files:
+            if f != held:
+                (view / folder.name / f.name).symlink_to(f)
+    return view
+
+
 def _sigterm_after_first_batch(proc: subprocess.Popen[str]) -> str:
     """SIGTERM a backfill once it stored a batch; it must exit 3 (stopped early, resumable). Returns stderr."""
     assert proc.stderr is not None
@@ -85,8 +108,8 @@ def test_kill_9_mid_backfill_then_resume(lake, clean, tmp_path: Path, kill_after
     root, heights = lake
     store = tmp_path / "store"
     prepare_store(store, dedup_window=window)
-    env = cli_env(INDEXER_BATCH_BLOCKS="4", INDEXER_LOG_LEVEL="debug")
-    proc = popen(*_backfill_args(root, heights, store), env=env)
+    env = cli_env(INDEXER_BATCH_BLOCKS="4", INDEXER_LOG_LEVEL="debug", **WAITING)
+    proc = popen(*_backfill_args(_held_back(root, tmp_path / "view", heights[-1]), heights, store), env=env)
     stored = 0
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -97,8 +120,8 @@ def test_kill_9_mid_backfill_then_resume(lake, clean, tmp_path: Path, kill_after
                 proc.send_signal(signal.SIGKILL)
                 break
     proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the backfill finished before it could be killed"
-    cli(*_backfill_args(root, heights, store), env=cli_env(INDEXER_BATCH_BLOCKS="4"))
+    assert proc.returncode == -signal.SIGKILL
+    cli(*_backfill_args(root, heights, store), env=cli_env(INDEXER_BATCH_BLOCKS="4"))  # the whole lake
     assert duplicates(store) == dict.fromkeys(duplicates(store), 0)
     assert dump_tables(store) == clean
 
@@ -106,8 +129,9 @@ def test_kill_9_mid_backfill_then_resume(lake, clean, tmp_path: Path, kill_after
 def test_sigterm_finishes_the_batch_and_exits_3_to_resume(lake, clean, tmp_path: Path) -> None:
     root, heights = lake
     store = tmp_path / "store"
-    env = cli_env(INDEXER_BATCH_BLOCKS="2", INDEXER_LOG_LEVEL="debug")
-    err = _sigterm_after_first_batch(popen(*_backfill_args(root, heights, store), env=env))  # stopped before --to
+    env = cli_env(INDEXER_BATCH_BLOCKS="2", INDEXER_LOG_LEVEL="debug", **WAITING)
+    view = _held_back(root, tmp_path / "view", heights[-1])
+    err = _sigterm_after_first_batch(popen(*_backfill_args(view, heights, store), env=env))  # stopped before --to
     partial = dump_tables(store)
     assert 0 < len(partial["blocks"]) < len(clean["blocks"])
     cli(*_backfill_args(root, heights, store))
@@ -155,7 +179,11 @@ def test_kill_9_on_simulated_traffic_then_resume(sim, tmp_path: Path, kill_after
     root, args, clean_tables = sim
     store = tmp_path / "store"
     prepare_store(store, dedup_window=window)
-    proc = popen(*args, "--store", f"chdb://{store}", env=cli_env(INDEXER_BATCH_BLOCKS="7", INDEXER_LOG_LEVEL="debug"))
+    last = int(args[args.index("--to") + 1])
+    view = _held_back(root, tmp_path / "view", last)
+    held = [f"files:{view}" if a == f"files:{root}" else a for a in args]
+    proc = popen(*held, "--store", f"chdb://{store}",
+                 env=cli_env(INDEXER_BATCH_BLOCKS="7", INDEXER_LOG_LEVEL="debug", **WAITING))
     assert proc.stderr is not None
     stored = 0
     for line in proc.stderr:
@@ -212,11 +240,16 @@ def test_backfill_without_to_resumes_up_to_the_head_of_its_first_launch(tmp_path
     heights = fixture_lake(full, copies=4)  # 16 blocks
     lake = tmp_path / "lake"
     copy_blocks(full, lake, heights[:10])  # the head at first launch is heights[9]
+    held = sorted((lake / f"{heights[9]:012d}").glob("shard_*.json"))[-1]
+    saved = held.read_bytes()
+    held.unlink()  # the first launch waits there, so the stop always comes before its end
     store = tmp_path / "store"
     args = ["backfill", "--source", f"files:{lake}", "--from", str(heights[0]), "--store", f"chdb://{store}",
             *_contract_args()]
-    err = _sigterm_after_first_batch(popen(*args, env=cli_env(INDEXER_BATCH_BLOCKS="2", INDEXER_LOG_LEVEL="debug")))
+    err = _sigterm_after_first_batch(popen(*args, env=cli_env(INDEXER_BATCH_BLOCKS="2", INDEXER_LOG_LEVEL="debug",
+                                                              **WAITING)))
     assert "--to" not in log_lines(err)[-1]["resume"]  # the same command resumes it
+    held.write_bytes(saved)
     copy_blocks(full, lake, heights[10:])  # the chain moved on meanwhile
     out = cli(*args)
     assert "resuming backfill" in out.stderr

@@ -270,3 +270,13 @@ def test_scrape_of_a_running_daemon_holds_every_name(tmp_path: Path, lake) -> No
         {"solver_stats", "intent_stats", "receipt_stats", "block_stats", "token_flows", "solver_costs", "bridge_flows"}
     solvers = {lbl["solver"] for lbl in samples["near_intents_solver_executions"] if lbl["contract"] == "intents.near"}
     assert len(solvers) == TOP_N + 2 and {"*", "other"} <= solvers
+
+
+def test_solver_labels_stay_bounded() -> None:
+    from indexer.exporter.labels import SolverLabels
+
+    labels = SolverLabels(2)
+    assert [labels.label("v", s) for s in ("a", "b", "c", "a")] == ["a", "b", "other", "a"]
+    labels.set_top({"v": ["c", "d", "e"]})  # the rollups' top 2 by executions: c and d
+    assert [labels.label("v", s) for s in ("c", "d", "e", "b", "*")] == ["c", "d", "other", "b", "*"]
+    assert labels.label("w", "x") == "x"  # per contract

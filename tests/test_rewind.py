@@ -322,3 +322,31 @@ def _on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
             sent = True
     os.close(master)
     return proc.wait(timeout=120), text.decode(errors="replace")
+
+
+def test_rewind_of_a_contract_no_stream_tracks_changes_nothing(driver: Driver) -> None:
+    d, h = driver, driver.heights
+    _finished(d, "live", (VERIFIER,), h[0], h[-1])
+    before = dump(d.store)
+    p = rewinding.plan(d.store, h[2], "other.near")
+    assert p.empty and not p.blocks_too
+    assert dump(d.store) == before
+
+
+def test_finishing_a_dead_rewind_waits_for_a_batch_in_flight_under_it(driver: Driver) -> None:
+    d, h = driver, driver.heights
+    _finished(d, "live", CONTRACTS, h[0], h[5])
+    restore = dying(d.store, 3)  # the rewind dies after its marker, before it moves any stream
+    try:
+        with pytest.raises(Crash):
+            rewinding.rewind(d.store, h[2], settle=0)
+    finally:
+        restore()
+    expire(d.store, OPERATIONS)
+    other = d.stream("backfill:b", ("token.sweat",), h[3], h[-1])
+    writer = other.open()
+    writer.lease.update(marker=True, pending=(h[3], h[4]), pending_at=None)  # a batch being written there
+    with pytest.raises(LeaseError, match="stream backfill:b held by"):
+        # game.hot.tg is none of its business, but finishing the dead rewind would delete its batch's rows
+        rewinding.rewind(d.store, h[4], "game.hot.tg", settle=0)
+    assert streams.read(d.store, OPERATIONS).pending is not None  # the dead rewind's marker stays

@@ -270,3 +270,20 @@ def test_backfill_killed_mid_way_then_resumed(tmp_path: Path, lake) -> None:  # 
     cli(*[a for a in args if a not in ("--log-level", "debug")], timeout=300)
     cli("rollup", "--once", "--store", store)
     _exact_in_subprocess(tmp_path / "store")
+
+
+def test_rewind_then_backfill_again(rstore, lake) -> None:  # type: ignore[no-untyped-def]
+    """An operator's rewind deletes rows above a height with a commit of its kind: the buckets it
+    emptied are recomputed, and so are they when the range is indexed again."""
+    from indexer.store.rewind import rewind
+    from indexer.store.commits import Commit
+
+    low, high = _range(lake[1])
+    settings = _settings(lake)
+    backfill(rstore, settings, low, high)
+    job.run_all(rstore)
+    _, commit = rewind(rstore, (low + high) // 2)
+    assert commit is not None and commit.owners
+    job.run_all(rstore)
+    _check(rstore)
+    assert buckets.touched_minutes([Commit("operations", 9, ("x",), 1, 2, 0, 0, {}, False, "rewind")]) == set()

@@ -225,3 +225,70 @@ def test_cli_refuses_a_cluster_on_the_embedded_store(tmp_path: Path) -> None:
     assert "needs a ClickHouse server" in result.output
     result = CliRunner().invoke(main, ["status", "--store", f"chdb://{tmp_path}"], env={"INDEXER_CLUSTER": CLUSTER})
     assert result.exit_code == 2 and "needs a ClickHouse server" in result.output
+
+
+def test_every_delete_of_a_data_table_goes_through_delete_target() -> None:
+    """A DELETE sent to a Distributed table fails on a cluster: data tables are deleted from on their
+    shards' local tables, which ``Store.delete_target`` names."""
+    package = Path(migrations.__file__).resolve().parents[1]
+    offenders = [f"{p.relative_to(package)}:{n}" for p in package.rglob("*.py")
+                 for n, line in enumerate(p.read_text().splitlines(), 1)
+                 if re.search(r"DELETE FROM \{store\.table\(", line)]
+    assert offenders == []
+    store = Store.__new__(Store)
+    store.database, store.cluster = DB, CLUSTER
+    assert store.delete_target("receipts") == f"`{DB}`.`receipts_local` ON CLUSTER `{CLUSTER}`"
+    store.cluster = None
+    assert store.delete_target("receipts") == f"`{DB}`.`receipts`"
+
+
+# --- the rendered DDL, replayed on one node ------------------------------------------------------
+
+
+def _one_node(sql: str, store: Store) -> str:
+    """``sql`` as one node runs it: no ON CLUSTER, plain engines, a Merge table standing in for each
+    Distributed one (same columns, reads its local table), INSERTs into the local table."""
+    sql = sql.replace(f" ON CLUSTER `{CLUSTER}`", "")
+    sql = re.sub(r"ENGINE = Replicated(\w*MergeTree)\('[^']*', '\{replica\}'(?:, )?", r"ENGINE = \1(", sql)
+    sql = re.sub(r"ENGINE = Distributed\('[^']*', '([^']*)', '([^']*)', [^\n]*\)$", r"ENGINE = Merge('\1', '^\2$')", sql)
+    insert = re.match(r"INSERT INTO (`[^`]+`)\.`?(\w+)`?", sql)
+    if insert and store.table_exists(insert.group(2) + "_local"):
+        sql = f"INSERT INTO {insert.group(1)}.`{insert.group(2)}_local`" + sql[insert.end():]
+    return sql
+
+
+def _schema(store: Store) -> dict[str, tuple]:  # type: ignore[type-arg]
+    _, tables = store.query("SELECT name, engine, sorting_key, partition_key FROM system.tables "
+                            "WHERE database = {db:String}", {"db": store.database})
+    _, cols = store.query("SELECT table, groupArray((name, type, default_expression)) FROM "
+                          "(SELECT * FROM system.columns WHERE database = {db:String} ORDER BY table, position) "
+                          "GROUP BY table", {"db": store.database})
+    _, idx = store.query("SELECT table, groupArraySorted(100)((name, type_full, expr)) FROM system.data_skipping_indices "
+                         "WHERE database = {db:String} GROUP BY table", {"db": store.database})
+    columns, indices = dict(cols), dict(idx)
+    return {name: (engine, key, part, columns.get(name), indices.get(name)) for name, engine, key, part in tables}
+
+
+def test_the_rendered_migrations_build_the_plain_schema_on_every_shard(chdb_store_path: Path) -> None:
+    """Replayed as one node would (``_one_node``), the cluster DDL of every migration leaves each
+    data table's <t>_local exactly like the plain table (columns, keys, indexes), a stand-in for
+    its Distributed table with the same columns, and every coordination table and view as plain."""
+    import uuid
+
+    plain = Store(f"chdb://{chdb_store_path}", database=f"p_{uuid.uuid4().hex[:10]}")
+    migrations.migrate(plain)
+    node = Store.__new__(Store)
+    node.__dict__.update(plain.__dict__)
+    node.database = f"c_{uuid.uuid4().hex[:10]}"
+    for _, statements in migrations.rendered(migrations.discover(), node.database, CLUSTER):
+        for sql in statements:
+            node.command(_one_node(sql, node))
+    want, got = _schema(plain), _schema(node)
+    want.pop("schema_migrations", None)
+    got.pop("schema_migrations", None)
+    for table in DATA_TABLES:
+        engine, *rest = want.pop(table)
+        assert got.pop(f"{table}_local") == (engine, *rest), table
+        stand_in = got.pop(table)
+        assert stand_in[0] == "Merge" and stand_in[3] == rest[2], table  # the same columns
+    assert got == want  # coordination tables and views, as plain

@@ -25,7 +25,7 @@ from indexer.api import metrics, queries
 from indexer.api.backend import Redis
 from indexer.api.cache import IntentCache, LocalCache
 from indexer.api.live import Hub
-from indexer.api.models import Status
+from indexer.api.models import Percentiles, SolverStats, SolverWindow, Status, StatusStats, Throughput
 from indexer.api.openapi import PROBLEM, document
 from indexer.api.ratelimit import Limiter, LimiterUnavailable, client_id
 from indexer.api.validate import validate
@@ -50,7 +50,8 @@ VALIDATE_MAX_BYTES = 256 * 1024
 LIST_PARAMS = frozenset({"account", "solver", "status", "contract", "since", "until", "limit", "cursor"})
 DEFAULT_PAGE = 50
 # Rate-limit policy of each route (by name); routes not named here are not limited.
-ROUTE_POLICY = {"intent": "reads", "intents": "reads", "validate": "validate", "ws": "reads"}
+ROUTE_POLICY = {"intent": "reads", "intents": "reads", "validate": "validate", "ws": "reads", "solvers": "reads",
+                "solver": "reads", "stats_status": "reads", "stats_throughput": "reads"}
 
 
 class ApiError(Exception):
@@ -252,6 +253,72 @@ async def list_intents(request: web.Request) -> web.Response:
     return _json(body)
 
 
+def _window(request: web.Request) -> str:
+    window = request.query.get("window", "24h")
+    if window not in queries.WINDOWS:
+        raise ApiError(400, "Bad Request", f"?window={window[:20]!r}: use one of {', '.join(queries.WINDOWS)}")
+    return window
+
+
+def _solver_stats(row: dict[str, Any]) -> SolverStats:
+    def pct(values: list[float | None], count: int) -> Percentiles:
+        if not count or not values:
+            return Percentiles(p50=None, p90=None, p99=None)
+        return Percentiles(p50=values[0], p90=values[1], p99=values[2])
+
+    n = int(row["executions"])
+    return SolverStats(
+        solver_id=row["solver_id"], executions=n, successes=int(row["successes"]), failures=int(row["failures"]),
+        success_ratio=round(int(row["successes"]) / n, 6) if n else None,
+        failures_by_reason={str(k): int(v) for k, v in dict(row["reasons"]).items()}, gas_burnt=row["gas_burnt"],
+        gas=pct([float(v) for v in row["gas_q"]], n),
+        latency_s=pct([None if v is None or v != v else float(v) for v in row["latency_q"]], int(row["latency_count"])),
+        latency_mean_s=row["latency_sum"] / row["latency_count"] if row["latency_count"] else None)
+
+
+async def solvers(request: web.Request) -> web.Response:
+    window, contract = _window(request), _account_param(request, "contract")
+    until, rows = await _store_call(queries.solver_stats, request.app[STORE], window, contract)
+    stats = [_solver_stats(r) for r in rows]
+    body = SolverWindow(window=window, until=until, network=next((s for s in stats if s.solver_id == "*"), None),
+                        solvers=[s for s in stats if s.solver_id != "*"])
+    return _json(body.model_dump_json().encode())
+
+
+async def solver(request: web.Request) -> web.Response:
+    solver_id = request.match_info["solver_id"]
+    why = account_problem(solver_id)
+    if why:
+        raise ApiError(400, "Bad Request", f"{solver_id[:80]!r} is not a NEAR account id: {why}")
+    window, contract = _window(request), _account_param(request, "contract")
+    until, rows = await _store_call(queries.solver_stats, request.app[STORE], window, contract, solver_id)
+    stats = [_solver_stats(r) for r in rows]
+    mine = [s for s in stats if s.solver_id == solver_id]
+    if not mine:
+        raise ApiError(404, "Not Found", f"solver {solver_id} has no executions in the last {window} of the rollups")
+    body = SolverWindow(window=window, until=until, network=next((s for s in stats if s.solver_id == "*"), None),
+                        solvers=mine)
+    return _json(body.model_dump_json().encode())
+
+
+async def stats_status(request: web.Request) -> web.Response:
+    window, contract = _window(request), _account_param(request, "contract")
+    until, counts = await _store_call(queries.status_stats, request.app[STORE], window, contract)
+    return _json(StatusStats(window=window, until=until, contracts=counts).model_dump_json().encode())
+
+
+async def stats_throughput(request: web.Request) -> web.Response:
+    window, contract = _window(request), _account_param(request, "contract")
+    until, t = await _store_call(queries.throughput_stats, request.app[STORE], window, contract)
+    seconds = queries.WINDOWS[window][0]
+    t = t or {"blocks": 0, "receipts": 0, "receipt_successes": 0, "receipt_failures": 0, "gas_burnt": "0",
+              "intent_updates": 0}
+    body = Throughput(window=window, until=until, seconds=seconds, **t,
+                      receipts_per_s=round(t["receipts"] / seconds, 6),
+                      intent_updates_per_s=round(t["intent_updates"] / seconds, 6))
+    return _json(body.model_dump_json().encode())
+
+
 async def validate_intent(request: web.Request) -> web.Response:
     raw = await request.read()
     if len(raw) > VALIDATE_MAX_BYTES:
@@ -321,9 +388,9 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _invalidation_ctx(app: web.Application) -> AsyncIterator[None]:
-    from indexer.api.invalidate import follow_commits
+    from indexer.api.fanout import follow
 
-    task = asyncio.create_task(follow_commits(app[STORE], app[CACHE], app[HUB].changed))
+    task = asyncio.create_task(follow(app[STORE], app[CACHE], app[HUB], app.get(REDIS)))
     yield
     task.cancel()
     try:
@@ -352,6 +419,10 @@ def create_app(settings: Settings, store: Store, now: Clock | None = None) -> we
     app.router.add_post("/api/v1/intents/validate", validate_intent, name="validate")
     app.router.add_get("/api/v1/intents/{intent_hash}", get_intent, name="intent")
     app.router.add_get("/api/v1/intents", list_intents, name="intents")
+    app.router.add_get("/api/v1/solvers", solvers, name="solvers")
+    app.router.add_get("/api/v1/solvers/{solver_id}", solver, name="solver")
+    app.router.add_get("/api/v1/stats/status", stats_status, name="stats_status")
+    app.router.add_get("/api/v1/stats/throughput", stats_throughput, name="stats_throughput")
     app.router.add_get("/api/v1/ws", websocket, name="ws")
     app.router.add_get("/api/v1/openapi.json", openapi, name="openapi")
     app.router.add_get("/healthz", healthz, name="healthz")

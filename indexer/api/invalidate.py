@@ -2,8 +2,8 @@
 committed batch changed, from the in-process cache and from Redis, so that a GET after a commit
 never answers with the state before it (within ``interval`` seconds of the commit).
 
-Every replica follows the feed itself (it reads the same store), so no replica depends on another
-to learn of a change.
+Without Redis a replica follows the feed itself; with Redis one replica follows it for all and
+publishes what changed (``fanout.py``).
 """
 
 from __future__ import annotations
@@ -41,19 +41,26 @@ async def follow_commits(store: Store, cache: IntentCache, on_change: OnChange |
         await asyncio.sleep(interval)
 
 
-async def _step(store: Store, cache: IntentCache, cursor: dict[str, int], on_change: OnChange | None
-                ) -> dict[str, int]:
+async def collect(store: Store, cursor: dict[str, int]) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """The (contract, intent id) pairs the batches committed after ``cursor`` changed, and the
+    cursor after them."""
     seen = await asyncio.to_thread(commits.read_since, store, cursor)
     if not seen:
-        return cursor
+        return [], cursor
     pairs: list[tuple[str, str]] = []
     for c in seen:
         pairs += await asyncio.to_thread(queries.intents_changed, store, list(c.owners), c.low_height,
                                          c.high_height)
     pairs = list(dict.fromkeys(pairs))
+    metrics.INVALIDATIONS.inc(len(pairs))
+    return pairs, commits.advance(cursor, seen)
+
+
+async def _step(store: Store, cache: IntentCache, cursor: dict[str, int], on_change: OnChange | None
+                ) -> dict[str, int]:
+    pairs, cursor = await collect(store, cursor)
     if pairs:
         await cache.evict([k for contract, i in pairs for k in (f"/{i}", f"{contract}/{i}")])
-        metrics.INVALIDATIONS.inc(len(pairs))
         if on_change is not None:
             await on_change(pairs)
-    return commits.advance(cursor, seen)
+    return cursor

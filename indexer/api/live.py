@@ -100,7 +100,9 @@ def update_message(intent: Intent) -> dict[str, Any]:
 
 
 async def handle(request: web.Request, hub: Hub) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_MESSAGE_BYTES)
+    # Frames up to a MiB are read, so that a message over MAX_MESSAGE_BYTES gets a proper closing
+    # handshake with 1009 and its reason (beyond that aiohttp drops the connection itself).
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=2**20)
     await ws.prepare(request)
     conn = Connection(ws)
     hub.connections.add(conn)
@@ -112,6 +114,10 @@ async def handle(request: web.Request, hub: Hub) -> web.WebSocketResponse:
                 break
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 continue
+            if len(msg.data.encode() if isinstance(msg.data, str) else msg.data) > MAX_MESSAGE_BYTES:
+                await ws.close(code=WSCloseCode.MESSAGE_TOO_BIG,
+                               message=f"messages are at most {MAX_MESSAGE_BYTES} bytes".encode())
+                break
             ok = await _command(hub, conn, msg.data)
             bad = 0 if ok else bad + 1
             if bad >= MAX_BAD_MESSAGES:

@@ -51,7 +51,8 @@ class Intent(BaseModel):
     signer_id: str | None
     solver_id: str | None
     referral: str | None
-    accounts: list[str] = Field(description="every account the intent involves: signer, solver, referral")
+    accounts: list[str] = Field(description="every account the intent involves: signer, solver, referral, and "
+                                           "the accounts it moves tokens for")
     tokens: list[TokenAmount]
     deadline: str | None
     attempts: int = Field(description="receipts that executed or failed it (a failed batch can be sent again)")
@@ -106,3 +107,51 @@ class Readiness(BaseModel):
     reason: str
     store: str
     redis: str
+
+
+class Percentiles(BaseModel):
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+class SolverStats(BaseModel):
+    solver_id: str = Field(description="the solver, or * for every execution of the window (the network)")
+    executions: int
+    successes: int
+    failures: int
+    success_ratio: float | None = Field(description="successes / executions; null without executions")
+    failures_by_reason: dict[str, int] = Field(description="the panic text -> executions that failed with it")
+    gas_burnt: str = Field(description="gas burnt by the executions, exact (decimal string)")
+    gas: Percentiles = Field(description="gas per execution")
+    latency_s: Percentiles = Field(description="workshop solvers: seconds from verification to the solver's answer")
+    latency_mean_s: float | None
+
+
+class SolverWindow(BaseModel):
+    window: Literal["5m", "1h", "24h", "7d"]
+    until: datetime | None = Field(description="end of the window: the newest rolled-up bucket (block time)")
+    network: SolverStats | None = Field(description="every solver together, for comparison")
+    solvers: list[SolverStats]
+
+
+class StatusStats(BaseModel):
+    window: Literal["5m", "1h", "24h", "7d"]
+    until: datetime | None
+    contracts: dict[str, dict[str, int]] = Field(
+        description="contract -> status -> intents with an update of that status in the window (an intent that "
+                    "failed and then executed counts under both)")
+
+
+class Throughput(BaseModel):
+    window: Literal["5m", "1h", "24h", "7d"]
+    until: datetime | None
+    seconds: int
+    blocks: int
+    receipts: int = Field(description="receipts of the tracked contracts")
+    receipt_successes: int
+    receipt_failures: int
+    gas_burnt: str
+    intent_updates: int
+    receipts_per_s: float
+    intent_updates_per_s: float

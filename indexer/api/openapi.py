@@ -9,7 +9,8 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from indexer import __version__
-from indexer.api.models import Health, Intent, IntentPage, Problem, Readiness, Status, ValidationResult
+from indexer.api.models import (Health, Intent, IntentPage, Problem, Readiness, SolverWindow, Status,
+                                 StatusStats, Throughput, ValidationResult)
 from indexer.api.validate import ValidateRequest
 
 REF = "#/components/schemas/{model}"
@@ -38,12 +39,15 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 _ACCOUNT = {"type": "string", "minLength": 2, "maxLength": 64}
 _TIME = {"type": "string", "description": "RFC 3339 time or Unix seconds"}
+_WINDOW = {"name": "window", "in": "query", "required": False, "description": "the last 5m, 1h, 24h or 7d of block time",
+           "schema": {"type": "string", "enum": ["5m", "1h", "24h", "7d"], "default": "24h"}}
 
 
 @cache
 def document() -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(m, "serialization") for m in (Intent, IntentPage, Problem, ValidationResult, Health, Readiness)],
+        [(m, "serialization") for m in (Intent, IntentPage, Problem, ValidationResult, Health, Readiness, SolverWindow, StatusStats,
+                                                 Throughput)],
         ref_template=REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     request = TypeAdapter(ValidateRequest).json_schema(ref_template=REF, mode="validation")
@@ -85,6 +89,42 @@ def document() -> dict[str, Any]:
                                       "headers": _RATE_HEADERS, "content": _json("ValidationResult")},
                               "400": _problem("the body is not JSON"),
                               "413": _problem("the body is too large"), **_LIMITED}}},
+            "/api/v1/solvers": {"get": {
+                "operationId": "listSolvers", "summary": "Every solver's statistics over a window, from the rollups",
+                "parameters": [_WINDOW, _query("contract", "only this Verifier", _ACCOUNT)],
+                "responses": {"200": {"description": "solvers, busiest first, and the network row",
+                                      "headers": _RATE_HEADERS, "content": _json("SolverWindow")},
+                              "400": _problem("a parameter is malformed"), **_LIMITED}}},
+            "/api/v1/solvers/{solver_id}": {"get": {
+                "operationId": "getSolver", "summary": "One solver's statistics, with the network for comparison",
+                "parameters": [{"name": "solver_id", "in": "path", "required": True, "schema": _ACCOUNT}, _WINDOW,
+                               _query("contract", "only this Verifier", _ACCOUNT)],
+                "responses": {"200": {"description": "the solver and the network row", "headers": _RATE_HEADERS,
+                                      "content": _json("SolverWindow")},
+                              "400": _problem("a parameter is malformed"),
+                              "404": _problem("no executions of this solver in the window"), **_LIMITED}}},
+            "/api/v1/stats/status": {"get": {
+                "operationId": "statusStats", "summary": "Intents by status over a window, per contract",
+                "parameters": [_WINDOW, _query("contract", "only this Verifier", _ACCOUNT)],
+                "responses": {"200": {"description": "counts", "headers": _RATE_HEADERS,
+                                      "content": _json("StatusStats")},
+                              "400": _problem("a parameter is malformed"), **_LIMITED}}},
+            "/api/v1/stats/throughput": {"get": {
+                "operationId": "throughputStats", "summary": "Blocks, receipts and intent updates over a window",
+                "parameters": [_WINDOW, _query("contract", "only this contract", _ACCOUNT)],
+                "responses": {"200": {"description": "totals and rates", "headers": _RATE_HEADERS,
+                                      "content": _json("Throughput")},
+                              "400": _problem("a parameter is malformed"), **_LIMITED}}},
+            "/api/v1/ws": {"get": {
+                "operationId": "liveUpdates", "summary": "Live intent updates (WebSocket upgrade)",
+                "description": 'Send {"type": "subscribe" | "unsubscribe", "intent_hash": H} or {..., "account": A} '
+                               '(optionally "since_height": N to replay changes above N); receive subscribed, '
+                               'unsubscribed, error and intent_update messages {type, intent_hash, status, details '
+                               '(an Intent), block_height, seq, timestamp}, seq counting every message of the '
+                               'connection. Close codes: 1008 policy (too many subscriptions or invalid messages), '
+                               '1009 message too big, 1011 internal error, 1001 server shutting down.',
+                "responses": {"101": {"description": "switching to the WebSocket protocol"},
+                              "400": _problem("not a WebSocket upgrade"), **_LIMITED}}},
             "/healthz": {"get": {"operationId": "healthz", "summary": "Alive",
                                  "responses": {"200": {"description": "alive", "content": _json("Health")}}}},
             "/readyz": {"get": {"operationId": "readyz", "summary": "Store and Redis reachable",

@@ -14,3 +14,5 @@ the output they all write to and ``roles`` what a tracked contract is. ``dip4`` 
 # 4 = intent_updates carry the submitting transaction's block and the accounts an intent moves
 # tokens for, intent_lookups rows, and receipt chains through skipped shards resolve their tx_hash.
 DECODER_VERSION = 4
+# Not bumped for the receipt context, log index and decoder version that dead letters carry since
+# migration 0003: no data row changes, and older dead letters simply cannot be retried.

@@ -206,6 +206,7 @@ class BlockDecoder:
                 self._tracked_receipt(reo, shard.shard_id, shard.shard_id * 100_000 + index, link, height,
                                       header.hash, ts, ts_ns, role, out)
         structlog.contextvars.unbind_contextvars("shard_id")
+        out.finish_block()
         if unresolved:
             metrics.TX_UNRESOLVED.inc(unresolved)
 

@@ -33,6 +33,8 @@ class Emitter:
     _context_receipt: str = ""
     _context: Callable[[], str] | None = None
     _context_text: str | None = None
+    # (contract_id, receiver_id, status) -> [block_timestamp, updates] of this block
+    _status_counts: dict[tuple[str, str, str], list] = field(default_factory=dict)
 
     @classmethod
     def after(cls, rows: Rows, height: int) -> "Emitter":
@@ -81,7 +83,9 @@ class Emitter:
             r.receipt_id, r.tx_hash, r.method_name, r.gas_burnt, r.tx_height, r.tx_timestamp, moved,
         ])
         self._update_index += 1
-        keys = [("account", a) for a in moved] + [("contract", contract_id)]
+        counted = self._status_counts.setdefault((contract_id, r.receiver_id, status), [r.block_timestamp, 0])
+        counted[1] += 1
+        keys = [("account", a) for a in moved]
         if solver_id:
             keys.append(("solver", solver_id))
         if r.tx_hash:
@@ -89,6 +93,12 @@ class Emitter:
         for kind, key in keys:
             self.rows.add("intent_lookups", [r.block_height, r.block_timestamp, index, kind, key, contract_id,
                                              r.receiver_id, intent_id, status])
+
+    def finish_block(self) -> None:
+        """Write the block's updates per (contract, status); call once, after its last receipt."""
+        for (contract_id, receiver_id, status), (ts, n) in sorted(self._status_counts.items()):
+            self.rows.add("intent_status_counts", [self.height, ts, contract_id, receiver_id, status, n])
+        self._status_counts.clear()
 
     def solver_execution(self, r: TrackedReceipt, contract_id: str, solver_id: str, intent_ids: list[str],
                          success: bool, failure: str, latency_s: float | None = None) -> None:

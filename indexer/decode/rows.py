@@ -34,6 +34,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "block_height", "block_timestamp", "update_index", "kind", "key", "contract_id", "receiver_id",
         "intent_id", "status",
     ),
+    # updates per (block, contract, status): counts over time sum these (see 0004_intent_lookups.sql)
+    "intent_status_counts": (
+        "block_height", "block_timestamp", "contract_id", "receiver_id", "status", "updates",
+    ),
     "solver_executions": (
         "block_height", "block_timestamp", "contract_id", "receiver_id", "solver_id", "receipt_id", "tx_hash",
         "method_name", "intent_ids", "success", "failure", "gas_burnt", "latency_s",
@@ -58,11 +62,12 @@ OWNER_COLUMN: dict[str, str | None] = {
     "solver_executions": "receiver_id",
     "dead_letters": "contract_id",
     "intent_lookups": "receiver_id",
+    "intent_status_counts": "receiver_id",
 }
 _OWNER_INDEX = {t: (None if c is None else COLUMNS[t].index(c)) for t, c in OWNER_COLUMN.items()}
 _HEIGHT = 0  # block_height is the first column of every table
 TIMED_TABLES = {"receipts": 1, "events": 1, "intent_updates": 1, "solver_executions": 1,
-                "intent_lookups": 1}  # block_timestamp column
+                "intent_lookups": 1, "intent_status_counts": 1}  # block_timestamp column
 
 
 def ts_string(ns: int) -> str:

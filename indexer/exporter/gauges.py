@@ -53,8 +53,7 @@ def read_snapshot(store: Store, labels: SolverLabels, top_tokens: int = 20,
         return snap
     snap.window_end = int(end)
     labels.set_top(_top(store, snap.window_end, labels.top_n))
-    known = {(k[0], s) for k in labels._top.items() for s in k[1]}
-    top_list = ", ".join(_quote(f"{c}/{s}") for c, s in sorted(known)) or "''"
+    top_list = ", ".join(_quote(f"{c}/{s}") for c, s in sorted(labels.top_pairs())) or "''"
     contracts = [c for (c,) in store.query(
         f"SELECT DISTINCT toString(contract_id) FROM {T('receipt_stats_1d')} ORDER BY 1")[1]]
     for window, seconds in WINDOWS:

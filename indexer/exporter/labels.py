@@ -27,6 +27,10 @@ class SolverLabels:
     def top(self, contract: str) -> set[str]:
         return self._top.get(contract, set())
 
+    def top_pairs(self) -> set[tuple[str, str]]:
+        """(contract, solver) of every solver in a top N."""
+        return {(c, s) for c, solvers in self._top.items() for s in solvers}
+
     def label(self, contract: str, solver: str) -> str:
         if solver == ALL or solver in self._top.get(contract, ()):
             return solver

@@ -24,10 +24,14 @@ def touched_minutes(commits: Iterable[Commit], lookahead: int = 0) -> set[int]:
     nothing, with no owners, changed none), and ``lookahead`` seconds after them."""
     out: set[int] = set()
     for c in commits:
-        if not c.owners:
+        # no owners: nothing written; no block times: heights without blocks (an operator command
+        # over an empty range), so no rows with a time either
+        if not c.owners or max(c.min_block_time_ms, c.max_block_time_ms) <= 0:
             continue
-        first = c.min_block_time_ms // 1000 // MINUTE * MINUTE
-        last = (c.max_block_time_ms // 1000 + lookahead) // MINUTE * MINUTE
+        first_ms = c.min_block_time_ms if c.min_block_time_ms > 0 else c.max_block_time_ms
+        last_ms = c.max_block_time_ms if c.max_block_time_ms > 0 else c.min_block_time_ms
+        first = first_ms // 1000 // MINUTE * MINUTE
+        last = (last_ms // 1000 + lookahead) // MINUTE * MINUTE
         out.update(range(first, last + MINUTE, MINUTE))
     return out
 
@@ -71,8 +75,9 @@ def _insert_sql(store: Store, family: Family, grain: str, seconds: int, buckets:
         time_col = "block_timestamp"
         aggs = [c.from_base for c in family.columns]
         join = family.array_join
-    else:
-        source, time_col = store.table(family.table("1m")), "bucket"
+    else:  # from the next finer grain: an hour from its minutes, a day from its hours
+        finer = GRAINS[[g for g, _ in GRAINS].index(grain) - 1][0]
+        source, time_col = store.table(family.table(finer)), "bucket"
         keys = [name for name, _ in family.keys]
         aggs = [c.from_finer for c in family.columns]
         join = ""

@@ -1,7 +1,7 @@
 """What each rollup table holds and how it is computed (README "Rollups").
 
-A family is one statistic at three grains: ``<name>_1m`` from the base table, ``<name>_1h`` and
-``<name>_1d`` from ``<name>_1m``. Every column is either additive (counts, sums, maps of counts)
+A family is one statistic at three grains: ``<name>_1m`` from the base table, ``<name>_1h`` from
+``<name>_1m`` and ``<name>_1d`` from ``<name>_1h``. Every column is either additive (counts, sums, maps of counts)
 or an exact aggregate state (``quantilesExact``, ``uniqExact``), so merging 60 minutes gives the
 same hour as reading the hour's base rows, and no grain can drift from another.
 """
@@ -22,7 +22,7 @@ _Q = ", ".join(str(q) for q in QUANTILES)
 class Column:
     name: str
     from_base: str  # aggregate over base rows, for the 1m grain
-    from_finer: str  # aggregate over rows of the finer grain, for 1h and 1d
+    from_finer: str  # aggregate over rows of the next finer grain, for 1h and 1d
 
 
 @dataclass(frozen=True)

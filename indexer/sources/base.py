@@ -141,9 +141,11 @@ class WaitNotice:
 
 def backoff_delays(settings: "Settings") -> list[float]:
     """Exponential retry delays, bounded in count by ``shard_retry_limit`` and in size by ``retry_max_delay``."""
-    return [
-        min(settings.retry_max_delay, settings.retry_base_delay * (2**i)) for i in range(settings.shard_retry_limit)
-    ]
+    delays, delay = [], settings.retry_base_delay
+    for _ in range(settings.shard_retry_limit):
+        delays.append(min(delay, settings.retry_max_delay))
+        delay = min(delay * 2, settings.retry_max_delay)  # capped as it goes: 2**1024 overflows a float
+    return delays
 
 
 def shard_ids(block_json: bytes) -> list[int]:

@@ -76,6 +76,13 @@ def held_message(rivals: list[StreamState], what: str) -> str:
             "if it is gone), then run this again")
 
 
+def _writing_under(s: StreamState, leftover: Range | None, owners: tuple[str, ...]) -> bool:
+    """Whether ``s`` is writing a batch under a dead command's marker: finishing that command
+    deletes the rows there that no commit covers, which a batch in flight has not committed yet."""
+    return (leftover is not None and s.pending is not None and overlaps(s.pending, leftover)
+            and shares_owner(s.owners, owners))
+
+
 @dataclass
 class Operation:
     """This process's hold on the ``operations`` stream, with its marker over what it changes."""
@@ -99,7 +106,8 @@ class Operation:
         if lease.settle:
             time.sleep(lease.settle)  # a writer that opened at the same time is visible by now
         rivals = [s for s in streams.read_all(store)
-                  if s.stream != OPERATIONS and live_elsewhere(store, s) and conflicts(s)]
+                  if s.stream != OPERATIONS and live_elsewhere(store, s)
+                  and (conflicts(s) or _writing_under(s, leftover, left_owners))]
         if rivals:
             lease.update(owners=left_owners, pending=leftover)  # a crash's marker stays until finished
             lease.release()

@@ -154,7 +154,9 @@ def plan(store: Store, to: int, contract: str | None = None) -> RewindPlan:
         owners: tuple[str, ...] = (ALL_OWNERS,)
     else:
         expanded = [replace(s, written=_expand_all(store, s.written, to)) for s in states]
-        owners = (contract,) if _others_above(expanded, contract, to) else (BLOCK_OWNER, contract)
+        tracked = any(contract in s.owners or contract in s.written for s in expanded)
+        # An untracked contract has nothing to rewind, and its rewind must not take the blocks.
+        owners = (contract,) if not tracked or _others_above(expanded, contract, to) else (BLOCK_OWNER, contract)
     top = max([to, *(_highest(s) for s in states), _stored_top(store)])
     moves = []
     for s in states:
@@ -194,7 +196,7 @@ def rewind(store: Store, to: int, contract: str | None = None, *, ttl: float = 6
     try:
         p = plan(store, to, contract)  # again, under the lease: nothing moves any more
         if p.empty:
-            op.commit(commits.REWIND, p.owners, to + 1, max(p.top, to + 1), {})
+            op.commit(commits.REWIND, (), to + 1, max(p.top, to + 1), {})  # changed nothing: rollups skip it
             return p, None
         for before, after in p.moves:  # no stream claims the rows above `to` any more ...
             op.check()
