@@ -18,6 +18,7 @@ from indexer.exporter.gauges import RollupGauges
 from indexer.exporter.labels import SolverLabels
 from indexer.rollup import job
 from indexer.rollup.economics import ECONOMICS
+from apiserver import serve  # noqa: F401 - serve is a fixture
 from lakebuild import TX_FILE, fixture_lake
 from rollupcheck import backfill, settings_for, simulate, stop_merges
 
@@ -128,6 +129,20 @@ def test_fixture_transaction_fees_volume_gas_and_withdrawal(estore, tmp_path: Pa
     _rollup(estore)
     assert_economics_exact(estore)
     assert expected(estore) == before
+
+
+def test_solver_api_has_the_fixture_costs_and_fees(estore, serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "lake"
+    heights = fixture_lake(root, copies=1)
+    backfill(estore, Settings(source=f"files:{root}", contracts=["intents.near:verifier"]), min(heights), max(heights))
+    _rollup(estore)
+    body = serve(estore).get(f"/api/v1/solvers/{SOLVER}?window=24h").json
+    (mine,) = body["solvers"]
+    gas = _fixture_facts()["gas"]
+    assert (mine["settlements"], mine["intents_settled"], mine["gas_per_settlement"], mine["gas_per_intent"]) == (
+        1, 2, gas, gas / 2)
+    assert mine["fees_collected"] == {HOT: "2541553359"}  # the solver's own token_diff
+    assert body["network"]["fees_collected"] == {HOT: "2541553359", SOL: "19"}  # every fee of the window
 
 
 # --- simulated lakes -----------------------------------------------------------------------------
