@@ -18,6 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from indexer.bridges import DEFAULT_RULES, bridge_sql, parse
+
 HERE = Path(__file__).resolve().parent
 SCHEMA_VERSION = 41
 CH = {"type": "grafana-clickhouse-datasource", "uid": "${datasource}"}
@@ -171,6 +173,11 @@ def solvers() -> dict[str, Any]:
         "       toFloat64(sum(gas_burnt)) / runs / 1e12 AS gas_mean_tgas\n"
         "FROM solver_stats_1h\nWHERE contract_id = '${contract}' AND solver_id != '*' AND $__timeFilter(bucket)\n"
         "GROUP BY solver ORDER BY runs DESC LIMIT 100")
+    cost = by_grain(
+        "solver_costs", "$__timeInterval(bucket) AS time, solver_id AS series, "
+        "sum(gas_burnt) / sum(settlements) / 1e12 AS gas_per_settlement_tgas, "
+        "sum(gas_burnt) / sum(intents) / 1e12 AS gas_per_intent_tgas",
+        f"{chosen} AND settlements > 0", "GROUP BY time, series")
     panels = [
         panel("timeseries", "Success ratio against the network", [ch_target(ratio)], "percentunit",
               "Each chosen solver's successful executions / executions, and the whole network's ('network')."),
@@ -183,6 +190,9 @@ def solvers() -> dict[str, Any]:
               [prom_target('near_intents_solver_success_ratio{contract="$contract", solver=~"$solver|[*]", window="1h"}',
                            "{{solver}}")], "percentunit",
               "The exporter's rolling 1h window (the alert SolverSuccessRateLow reads it)."),
+        panel("timeseries", "Cost: gas per settlement and per intent", [ch_target(cost)], "short",
+              "Gas burnt by the solver's successful settlements / settlements, and / intents they executed, "
+              "in Tgas (solver_costs)."),
         panel("table", "Leaderboard", [ch_target(leaderboard, TABLE)], "short",
               "Solvers of the contract in the time range, by executions (solver_stats_1h)."),
     ]
@@ -191,6 +201,74 @@ def solvers() -> dict[str, Any]:
     return dashboard("near-intents-solvers", "NEAR Intents: solvers",
                      "Per-solver success against the network, executions, gas and latency percentiles, leaderboard.",
                      panels, [var_datasource(), CONTRACT, solver])
+
+
+# --- Tokens and bridges ---------------------------------------------------------------------------
+
+# The exporter applies the `bridges` setting; the dashboards show the default rule.
+BRIDGE = bridge_sql(parse(DEFAULT_RULES), "token_contract")
+
+
+def tokens() -> dict[str, Any]:
+    c = "contract_id = '${contract}'"
+    top = (f"{c} AND token IN (SELECT token FROM token_flows_1d WHERE {c} AND $__timeFilter(bucket) "
+           "GROUP BY token ORDER BY sum(settlements) DESC LIMIT 10)")
+    volume = by_grain(
+        "token_flows", "$__timeInterval(bucket) AS time, token AS series, toFloat64(sum(volume_in)) AS volume_in, "
+        "toFloat64(sum(volume_out)) AS volume_out", top, "GROUP BY time, series")
+    fees = by_grain(
+        "token_flows", "$__timeInterval(bucket) AS time, token AS series, toFloat64(sum(fees)) AS fees_collected",
+        top, "GROUP BY time, series")
+    withdrawals = by_grain(
+        "bridge_flows", f"$__timeInterval(bucket) AS time, {BRIDGE} AS series, sum(withdrawals) AS started, "
+        "sum(resolved_ok) AS ok, sum(refunded) AS refunded, sum(failed) AS failed", c, "GROUP BY time, series")
+    failure_ratio = by_grain(
+        "bridge_flows", f"$__timeInterval(bucket) AS time, {BRIDGE} AS series, "
+        "(sum(refunded) + sum(failed)) / sum(resolved) AS failure_ratio", f"{c} AND resolved > 0",
+        "GROUP BY time, series")
+    resolve = by_grain(
+        "bridge_flows", f"$__timeInterval(bucket) AS time, {BRIDGE} AS series, "
+        "quantilesExactMerge(0.5, 0.9, 0.99)(resolve_quantiles) AS q, q[1] AS p50_s, q[2] AS p90_s, q[3] AS p99_s",
+        f"{c} AND resolve_timed > 0", "GROUP BY time, series")
+    deposits = by_grain(
+        "bridge_flows", f"$__timeInterval(bucket) AS time, {BRIDGE} AS series, sum(deposits) AS arrived",
+        f"{c} AND deposits > 0", "GROUP BY time, series")
+    top_tokens = (
+        "SELECT token, sum(settlements) AS settlements, sum(volume_in) AS volume_in, sum(volume_out) AS volume_out,\n"
+        "       sum(fees) AS fees_collected, sumIf(fees, role = 'solver') AS fees_on_solver_diffs\n"
+        "FROM token_flows_1h\nWHERE contract_id = '${contract}' AND $__timeFilter(bucket)\n"
+        "GROUP BY token ORDER BY settlements DESC LIMIT 50")
+    bridges = (
+        f"SELECT {BRIDGE} AS bridge, token, sum(withdrawals) AS started, sum(resolved_ok) AS ok,\n"
+        "       sum(refunded) AS refunded, sum(failed) AS failed, sumMap(failure_reasons) AS reasons,\n"
+        "       quantilesExactMerge(0.5, 0.9, 0.99)(resolve_quantiles)[2] AS resolve_p90_s, sum(deposits) AS deposits\n"
+        "FROM bridge_flows_1h\nWHERE contract_id = '${contract}' AND $__timeFilter(bucket)\n"
+        "GROUP BY bridge, token ORDER BY started DESC LIMIT 100")
+    panels = [
+        panel("timeseries", "Traded volume, top 10 tokens", [ch_target(volume)], "short",
+              "Sum of the positive (in) and negative (out) token_diff amounts, in each token's smallest unit "
+              "(token_flows)."),
+        panel("timeseries", "Fees collected, top 10 tokens", [ch_target(fees)], "short",
+              "token_diff fees_collected of successful receipts, in each token's smallest unit."),
+        panel("timeseries", "Withdrawals per bridge", [ch_target(withdrawals)], "short",
+              "Withdrawals started, and resolve callbacks by outcome (bridge_flows)."),
+        panel("timeseries", "Withdrawal failure ratio per bridge", [ch_target(failure_ratio)], "percentunit",
+              "Refunded or failed resolutions / resolutions."),
+        panel("timeseries", "Withdrawal to resolution: p50, p90, p99", [ch_target(resolve)], "s",
+              "Seconds from the withdrawal event to its resolve callback."),
+        panel("timeseries", "Deposits per bridge", [ch_target(deposits)], "short",
+              "mt_mint on the contract other than refunds."),
+        panel("timeseries", "Withdrawal failure ratio, last hour (exporter)",
+              [prom_target('near_intents:bridge_withdrawal_failure_ratio:1h{contract="$contract"}', "{{bridge}}")],
+              "percentunit", "The recording rule the alert BridgeWithdrawalFailures reads."),
+        panel("table", "Top tokens", [ch_target(top_tokens, TABLE)], "short",
+              "Tokens of the contract in the time range, by settlements (token_flows_1h)."),
+        panel("table", "Bridges and tokens", [ch_target(bridges, TABLE)], "short",
+              "Withdrawals, outcomes with reasons, resolve p90 and deposits per bridge and token (bridge_flows_1h)."),
+    ]
+    return dashboard("near-intents-tokens", "NEAR Intents: tokens and bridges",
+                     "Volumes and fees per token, withdrawals per bridge with failure ratio and resolve time, "
+                     "deposits.", panels, [var_datasource(), CONTRACT])
 
 
 # --- Indexer health -------------------------------------------------------------------------------
@@ -261,7 +339,8 @@ def clickhouse_queries(board: dict[str, Any]) -> list[tuple[str, dict[str, Any]]
             if t["datasource"]["type"] == CH["type"]]
 
 
-DASHBOARDS = {"intents.json": intents, "solvers.json": solvers, "indexer-health.json": health}
+DASHBOARDS = {"intents.json": intents, "solvers.json": solvers, "tokens.json": tokens,
+              "indexer-health.json": health}
 
 
 def render(build: Any) -> str:

@@ -35,7 +35,7 @@ EXIT_CODES_HELP = (
 _STORE_FIELDS = ("store", "database", "cluster", "log_format", "log_level")
 _API_FIELDS = tuple(f for f in Settings.model_fields if f.startswith("api_") or f == "redis_url")
 _INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS and f not in _API_FIELDS)
-_LIST_FIELDS = ("contracts", "solver_accounts", "api_trusted_proxies", "api_cors_origins")
+_LIST_FIELDS = ("contracts", "solver_accounts", "bridges", "api_trusted_proxies", "api_cors_origins")
 
 
 def _option_for(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -272,7 +272,8 @@ class _Daemon:
         from indexer.exporter import install
         from indexer.rollup.runner import run_forever
 
-        exporter = install(self.settings.exporter_top_solvers)
+        exporter = install(self.settings.exporter_top_solvers, self.settings.exporter_top_tokens,
+                           self.settings.bridge_rules)
         serving = self.settings.metrics_port is not None
         if not self.settings.rollup_interval and not serving:
             return None
@@ -437,7 +438,7 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
     health.store_ok()  # opened by the caller
     from indexer.exporter import install
 
-    install(settings.exporter_top_solvers)  # counters of the rows this backfill commits
+    install(settings.exporter_top_solvers, settings.exporter_top_tokens, settings.bridge_rules)  # counters of the rows this backfill commits
     metrics_runner = await serve_health(settings, health)
     try:
         async with open_source(settings) as source:

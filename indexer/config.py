@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from indexer.bridges import DEFAULT_RULES as DEFAULT_BRIDGE_RULES
+from indexer.bridges import parse as parse_bridges
 from indexer.decode.roles import Role  # what each --contract is; decoding gives the roles meaning
 
 
@@ -59,7 +61,8 @@ def flag_name(field: str) -> str:
     return _FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
 
 
-_FLAG_NAMES = {"contracts": "--contract", "solver_accounts": "--solver-account", "auto_migrate": "--migrate"}
+_FLAG_NAMES = {"contracts": "--contract", "solver_accounts": "--solver-account", "bridges": "--bridge",
+               "auto_migrate": "--migrate"}
 
 
 class ContractSpec(BaseModel, frozen=True):
@@ -160,6 +163,11 @@ class Settings(BaseSettings):
                     "none (receipts and NEP-297 events only; the default when :ROLE is left out)",
     )
     solver_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list, description="accounts known to be solvers")
+    bridges: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_BRIDGE_RULES),
+        description="the bridge of a token, by its token contract: SUFFIX=NAME entries tried in order (a contract "
+                    "equal to SUFFIX or ending in .SUFFIX); others are 'unknown'. Applied when rollups are read",
+    )
     resolve_all_tx: bool = Field(
         False,
         description="decode every shard in full (slower); skipped shards are read for their receipt chains anyway, "
@@ -194,6 +202,10 @@ class Settings(BaseSettings):
     exporter_top_solvers: int = Field(
         20, ge=1, description="solvers per contract with their own label on /metrics (the most executions in 24h); "
                               "the others are summed as solver 'other'"
+    )
+    exporter_top_tokens: int = Field(
+        20, ge=1, description="tokens per contract with their own label on /metrics (the most settlements in 24h) "
+                              "and bridges with their own label (the most withdrawals); the rest are 'other'"
     )
     ready_max_lag_blocks: int = Field(
         100, ge=0, description="/readyz answers 503 while the newest stored block is more than this many blocks "
@@ -318,7 +330,20 @@ class Settings(BaseSettings):
             _check_account(account.strip().lower(), "--solver-account", account)
         return v
 
-    @field_validator("contracts", "solver_accounts", mode="before")
+    @field_validator("bridges")
+    @classmethod
+    def _valid_bridges(cls, v: list[str]) -> list[str]:
+        try:
+            parse_bridges(v)
+        except ValueError as exc:
+            raise ConfigError(f"--bridges: {exc}") from None
+        return v
+
+    @property
+    def bridge_rules(self) -> list[tuple[str, str]]:
+        return parse_bridges(self.bridges)
+
+    @field_validator("contracts", "solver_accounts", "bridges", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return _split_list(v)

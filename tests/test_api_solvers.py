@@ -43,6 +43,11 @@ def test_solvers_over_a_window_with_the_network_row(rolled, serve) -> None:  # t
     assert a["failures_by_reason"] == {"deadline has expired": 2}
     assert a["gas_burnt"] == str(55 * TGAS) and a["gas"]["p50"] in (5 * TGAS, 6 * TGAS)
     assert a["latency_s"] == {"p50": None, "p90": None, "p99": None} and a["latency_mean_s"] is None
+    # cost: the 8 successful settlements burnt 1..8 Tgas, one intent each; no token_diff, no fees
+    assert (a["settlements"], a["intents_settled"], a["gas_per_settlement"], a["gas_per_intent"]) == (
+        8, 8, 4.5 * TGAS, 4.5 * TGAS)
+    assert a["fees_collected"] == {}
+    assert by["b.near"]["settlements"] == 0 and by["b.near"]["gas_per_settlement"] is None
     net = body["network"]
     assert net["solver_id"] == "*" and net["executions"] == 12 and net["failures"] == 4
     assert net["failures_by_reason"] == {"deadline has expired": 2, "invalid signature": 2}

@@ -202,6 +202,13 @@ NAMES: dict[str, set[str]] = {
     "near_intents_solver_gas_burnt": {"contract", "solver", "window", "quantile"},
     "near_intents_throughput_per_minute": {"contract", "window"},
     "near_intents_rollup_window_end_timestamp_seconds": set(),
+    "near_intents_fees_collected": {"contract", "token", "window"},
+    "near_intents_volume": {"contract", "token", "side", "window"},
+    "near_intents_solver_gas_per_settlement": {"contract", "solver", "window"},
+    "near_intents_solver_gas_per_intent": {"contract", "solver", "window"},
+    "near_intents_withdrawals": {"contract", "bridge", "outcome", "window"},
+    "near_intents_withdrawal_resolve_seconds": {"contract", "bridge", "quantile", "window"},
+    "near_intents_deposits": {"contract", "bridge", "window"},
 }
 DECLARED_ONLY = {"near_intents_store_insert_errors_total": {"table"}}  # no sample until an insert fails
 
@@ -266,7 +273,7 @@ def test_scrape_of_a_running_daemon_holds_every_name(tmp_path: Path, lake) -> No
         assert name.removesuffix("_total") in families, name
     assert {lbl["window"] for lbl in samples["near_intents_solver_executions"]} == {"5m", "1h", "24h"}
     assert {lbl["job"] for lbl in samples["near_intents_rollup_last_success_timestamp_seconds"]} == \
-        {"solver_stats", "intent_stats", "receipt_stats", "block_stats"}
+        {"solver_stats", "intent_stats", "receipt_stats", "block_stats", "token_flows", "solver_costs", "bridge_flows"}
     solvers = {lbl["solver"] for lbl in samples["near_intents_solver_executions"] if lbl["contract"] == "intents.near"}
     assert len(solvers) == TOP_N + 2 and {"*", "other"} <= solvers
 

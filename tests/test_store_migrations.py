@@ -17,7 +17,8 @@ from indexer.store.migrations import DEFAULT_DIR, Migration, MigrationError
 
 TABLES = {"blocks", "receipts", "events", "intent_updates", "solver_executions", "dead_letters", "streams", "commits",
           "schema_migrations", "intent_lookups", "intent_status_counts", "rollup_cursors",
-          *(f"{n}_{g}" for n in ("solver_stats", "intent_stats", "receipt_stats", "block_stats") for g in ("1m", "1h", "1d"))}
+          *(f"{n}_{g}" for n in ("solver_stats", "intent_stats", "receipt_stats", "block_stats", "token_flows",
+                                  "solver_costs", "bridge_flows") for g in ("1m", "1h", "1d"))}
 VIEWS = {"intents"}
 
 

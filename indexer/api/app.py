@@ -260,26 +260,32 @@ def _window(request: web.Request) -> str:
     return window
 
 
-def _solver_stats(row: dict[str, Any]) -> SolverStats:
+def _solver_stats(row: dict[str, Any], eco: dict[str, dict[str, Any]]) -> SolverStats:
     def pct(values: list[float | None], count: int) -> Percentiles:
         if not count or not values:
             return Percentiles(p50=None, p90=None, p99=None)
         return Percentiles(p50=values[0], p90=values[1], p99=values[2])
 
     n = int(row["executions"])
+    cost = eco.get(row["solver_id"], {"settlements": 0, "intents": 0, "gas_burnt": 0, "fees": {}})
     return SolverStats(
         solver_id=row["solver_id"], executions=n, successes=int(row["successes"]), failures=int(row["failures"]),
         success_ratio=round(int(row["successes"]) / n, 6) if n else None,
         failures_by_reason={str(k): int(v) for k, v in dict(row["reasons"]).items()}, gas_burnt=row["gas_burnt"],
         gas=pct([float(v) for v in row["gas_q"]], n),
         latency_s=pct([None if v is None or v != v else float(v) for v in row["latency_q"]], int(row["latency_count"])),
-        latency_mean_s=row["latency_sum"] / row["latency_count"] if row["latency_count"] else None)
+        latency_mean_s=row["latency_sum"] / row["latency_count"] if row["latency_count"] else None,
+        settlements=cost["settlements"], intents_settled=cost["intents"],
+        gas_per_settlement=cost["gas_burnt"] / cost["settlements"] if cost["settlements"] else None,
+        gas_per_intent=cost["gas_burnt"] / cost["intents"] if cost["intents"] else None,
+        fees_collected=dict(sorted(cost["fees"].items())))
 
 
 async def solvers(request: web.Request) -> web.Response:
     window, contract = _window(request), _account_param(request, "contract")
     until, rows = await _store_call(queries.solver_stats, request.app[STORE], window, contract)
-    stats = [_solver_stats(r) for r in rows]
+    eco = await _store_call(queries.solver_economics, request.app[STORE], window, contract)
+    stats = [_solver_stats(r, eco) for r in rows]
     body = SolverWindow(window=window, until=until, network=next((s for s in stats if s.solver_id == "*"), None),
                         solvers=[s for s in stats if s.solver_id != "*"])
     return _json(body.model_dump_json().encode())
@@ -292,7 +298,8 @@ async def solver(request: web.Request) -> web.Response:
         raise ApiError(400, "Bad Request", f"{solver_id[:80]!r} is not a NEAR account id: {why}")
     window, contract = _window(request), _account_param(request, "contract")
     until, rows = await _store_call(queries.solver_stats, request.app[STORE], window, contract, solver_id)
-    stats = [_solver_stats(r) for r in rows]
+    eco = await _store_call(queries.solver_economics, request.app[STORE], window, contract, solver_id)
+    stats = [_solver_stats(r, eco) for r in rows]
     mine = [s for s in stats if s.solver_id == solver_id]
     if not mine:
         raise ApiError(404, "Not Found", f"solver {solver_id} has no executions in the last {window} of the rollups")

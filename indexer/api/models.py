@@ -126,6 +126,14 @@ class SolverStats(BaseModel):
     gas: Percentiles = Field(description="gas per execution")
     latency_s: Percentiles = Field(description="workshop solvers: seconds from verification to the solver's answer")
     latency_mean_s: float | None
+    settlements: int = Field(0, description="successful settlements (receipts) of the solver (solver_costs)")
+    intents_settled: int = Field(0, description="intents those settlements executed")
+    gas_per_settlement: float | None = Field(None, description="gas burnt per successful settlement")
+    gas_per_intent: float | None = Field(None, description="gas burnt per intent settled")
+    fees_collected: dict[str, str] = Field(
+        default_factory=dict,
+        description="token -> fees_collected of the solver's own token_diffs in successful receipts, exact "
+                    "(decimal string, the token's smallest unit); for * every fee of the window (token_flows)")
 
 
 class SolverWindow(BaseModel):

@@ -297,6 +297,42 @@ def solver_stats(store: Store, window: str, contract: str | None = None, solver:
     return datetime.fromtimestamp(int(end) + grain_s, timezone.utc), [dict(zip(cols, r)) for r in rows]
 
 
+def solver_economics(store: Store, window: str, contract: str | None = None, solver: str | None = None
+                     ) -> dict[str, dict[str, Any]]:
+    """solver id ('*' too) -> settlements, intents, gas and fees per token over the same buckets as
+    ``solver_stats`` (from solver_costs and token_flows; README "Token flows and bridges")."""
+    seconds, grain = WINDOWS[window]
+    end = store.scalar(f"SELECT toUnixTimestamp(max(bucket)) FROM {store.table(f'solver_stats_{grain}')}")
+    if not end:
+        return {}
+    where = "bucket > toDateTime({lo:UInt32}, 'UTC') AND bucket <= toDateTime({hi:UInt32}, 'UTC')"
+    params: dict[str, Any] = {"lo": int(end) - seconds, "hi": int(end)}
+    if contract:
+        where += " AND contract_id = {contract:String}"
+        params["contract"] = contract
+    costs_where, fees_where = where, where
+    if solver:
+        params["solver"] = solver
+        costs_where += " AND solver_id IN ({solver:String}, '*')"
+        fees_where += " AND account_id = {solver:String}"
+    out: dict[str, dict[str, Any]] = {}
+    for sid, n, k, gas in store.query(
+            f"SELECT toString(solver_id), sum(settlements), sum(intents), sum(gas_burnt) "
+            f"FROM {store.table(f'solver_costs_{grain}')} WHERE {costs_where} GROUP BY 1", params)[1]:
+        out[sid] = {"settlements": int(n), "intents": int(k), "gas_burnt": int(gas), "fees": {}}
+    # the solver's own fees, and every fee (any role) for the network row
+    flows = store.table(f"token_flows_{grain}")
+    own = (f"SELECT toString(account_id), token, sum(fees) FROM {flows} WHERE {fees_where} AND role = 'solver' "
+           f"GROUP BY 1, 2 HAVING sum(fees) != 0")
+    every = (f"SELECT '{NETWORK}', token, sum(fees) FROM {flows} WHERE {where} GROUP BY 1, 2 "
+             f"HAVING sum(fees) != 0")
+    for sql in (own, every):
+        for sid, token, fee in store.query(sql, params)[1]:
+            entry = out.setdefault(sid, {"settlements": 0, "intents": 0, "gas_burnt": 0, "fees": {}})
+            entry["fees"][token] = str(fee)
+    return out
+
+
 def _window_bounds(store: Store, family: str, window: str) -> tuple[str, dict[str, Any], datetime] | None:
     """(table, bucket bounds, end) of the last ``window`` of a rollup family, or None before any."""
     seconds, grain = WINDOWS[window]

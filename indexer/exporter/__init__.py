@@ -12,18 +12,21 @@ _installed: "Exporter | None" = None
 
 
 class Exporter:
-    def __init__(self, top_n: int):
+    def __init__(self, top_n: int, top_tokens: int = 20, bridge_rules: list[tuple[str, str]] | None = None):
         self.labels = SolverLabels(top_n)
         self.rows = CommittedRows(self.labels)
-        self.gauges = RollupGauges(self.labels)
+        self.gauges = RollupGauges(self.labels, top_tokens, bridge_rules)
 
 
-def install(top_n: int) -> Exporter:
+def install(top_n: int, top_tokens: int = 20, bridge_rules: list[tuple[str, str]] | None = None) -> Exporter:
     """Register the exporter once per process (the registry refuses a name twice)."""
     global _installed
     if _installed is None:
-        _installed = Exporter(top_n)
+        _installed = Exporter(top_n, top_tokens, bridge_rules)
         metrics.REGISTRY.register(_installed.gauges)
         metrics.COMMITTED_ROWS_OBSERVERS.append(_installed.rows.observe)
     _installed.labels.top_n = top_n
+    _installed.gauges.top_tokens = top_tokens
+    if bridge_rules is not None:
+        _installed.gauges.bridge_rules = bridge_rules
     return _installed

@@ -16,6 +16,8 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from indexer.bridges import DEFAULT_RULES, parse
+from indexer.exporter import economics
 from indexer.exporter.labels import ALL, OTHER, SolverLabels
 from indexer.rollup.families import QUANTILES
 from indexer.store.client import Store
@@ -31,13 +33,15 @@ class Snapshot:
     # (contract, solver label, window) -> (executions, successes, [gas p50, p90, p99])
     solvers: dict[tuple[str, str, str], tuple[int, int, list[float]]] = field(default_factory=dict)
     throughput: dict[tuple[str, str], float] = field(default_factory=dict)
+    economics: economics.Economics = field(default_factory=economics.Economics)
 
 
 def _quote(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def read_snapshot(store: Store, labels: SolverLabels) -> Snapshot:
+def read_snapshot(store: Store, labels: SolverLabels, top_tokens: int = 20,
+                  bridge_rules: list[tuple[str, str]] | None = None) -> Snapshot:
     """Everything the gauges show, from the rollup tables (a few small queries)."""
     T = store.table
     end = store.scalar(f"SELECT toUnixTimestamp(max(bucket)) FROM {T('block_stats_1m')}")
@@ -67,6 +71,9 @@ def read_snapshot(store: Store, labels: SolverLabels) -> Snapshot:
                                     f"WHERE {span} GROUP BY 1")[1])
         for contract in contracts:
             snap.throughput[(contract, window)] = int(receipts.get(contract, 0)) / (seconds / 60)
+    snap.economics = economics.read_economics(
+        store, snap.window_end, WINDOWS, top_tokens, parse(DEFAULT_RULES) if bridge_rules is None else bridge_rules,
+        {c: labels.top(c) for c in contracts})
     return snap
 
 
@@ -85,13 +92,15 @@ def _top(store: Store, end: int, n: int) -> dict[str, list[str]]:
 class RollupGauges(Collector):
     """A collector serving the latest snapshot; ``refresh`` replaces it."""
 
-    def __init__(self, labels: SolverLabels):
+    def __init__(self, labels: SolverLabels, top_tokens: int = 20, bridge_rules: list[tuple[str, str]] | None = None):
         self.labels = labels
+        self.top_tokens = top_tokens
+        self.bridge_rules = bridge_rules
         self._snapshot = Snapshot()
         self._lock = threading.Lock()
 
     def refresh(self, store: Store) -> Snapshot:
-        snap = read_snapshot(store, self.labels)
+        snap = read_snapshot(store, self.labels, self.top_tokens, self.bridge_rules)
         with self._lock:
             self._snapshot = snap
         return snap
@@ -120,6 +129,7 @@ class RollupGauges(Collector):
         for (c, w), v in sorted(snap.throughput.items()):
             tp.add_metric([c, w], v)
         yield tp
+        yield from economics.families(snap.economics)
 
 
 def _solver_families(snap: Snapshot) -> Iterator[Any]:

@@ -19,9 +19,9 @@ MINUTE = 60
 CHUNK_BUCKETS = 1440  # buckets per statement: a day of minutes
 
 
-def touched_minutes(commits: Iterable[Commit]) -> set[int]:
+def touched_minutes(commits: Iterable[Commit], lookahead: int = 0) -> set[int]:
     """Unix seconds of the 1-minute buckets the commits may have changed (commits that wrote
-    nothing, with no owners, changed none)."""
+    nothing, with no owners, changed none), and ``lookahead`` seconds after them."""
     out: set[int] = set()
     for c in commits:
         # no owners: nothing written; no block times: heights without blocks (an operator command
@@ -31,7 +31,7 @@ def touched_minutes(commits: Iterable[Commit]) -> set[int]:
         first_ms = c.min_block_time_ms if c.min_block_time_ms > 0 else c.max_block_time_ms
         last_ms = c.max_block_time_ms if c.max_block_time_ms > 0 else c.min_block_time_ms
         first = first_ms // 1000 // MINUTE * MINUTE
-        last = last_ms // 1000 // MINUTE * MINUTE
+        last = (last_ms // 1000 + lookahead) // MINUTE * MINUTE
         out.update(range(first, last + MINUTE, MINUTE))
     return out
 
@@ -69,8 +69,10 @@ def _replace(store: Store, family: Family, grain: str, seconds: int, buckets: li
 
 def _insert_sql(store: Store, family: Family, grain: str, seconds: int, buckets: list[int], in_list: str) -> str:
     keys = [expr for _, expr in family.keys]
+    lo, hi = buckets[0], buckets[-1] + seconds
     if grain == "1m":
-        source, time_col = store.table(family.base), "block_timestamp"
+        source = family.source(store, lo, hi) if family.source else store.table(family.base)
+        time_col = "block_timestamp"
         aggs = [c.from_base for c in family.columns]
         join = family.array_join
     else:  # from the next finer grain: an hour from its minutes, a day from its hours
@@ -80,7 +82,6 @@ def _insert_sql(store: Store, family: Family, grain: str, seconds: int, buckets:
         aggs = [c.from_finer for c in family.columns]
         join = ""
     b = start_of(grain, time_col)
-    lo, hi = buckets[0], buckets[-1] + seconds
     bounds = (f"{time_col} >= toDateTime({lo}, 'UTC') AND {time_col} < toDateTime({hi}, 'UTC') "
               f"AND toUnixTimestamp({b}) IN ({in_list})")
     group = ", ".join(["rollup_bucket", *(f"rollup_key{i}" for i in range(len(keys)))])

@@ -8,7 +8,9 @@ same hour as reading the hour's base rows, and no grain can drift from another.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from indexer.gas import bucket_sql
 
@@ -30,6 +32,12 @@ class Family:
     array_join: str  # "" or an ARRAY JOIN clause over the base table
     keys: tuple[tuple[str, str], ...]  # (column, expression over base rows) after the bucket
     columns: tuple[Column, ...]
+    # (store, lo, hi) -> a subquery of the base rows of [lo, hi) (unix seconds), for families whose
+    # rows join several base tables; None reads ``base`` itself
+    source: Callable[[Any, int, int], str] | None = None
+    # seconds of buckets after a commit's rows that it may change too (rows of a later bucket
+    # that look back at earlier rows, e.g. a withdrawal's resolution)
+    lookahead: int = 0
 
     def table(self, grain: str) -> str:
         return f"{self.name}_{grain}"

@@ -16,13 +16,16 @@ import structlog
 
 from indexer import metrics
 from indexer.rollup import buckets, cursor
-from indexer.rollup.families import FAMILIES, Family
+from indexer.rollup import families
+from indexer.rollup.economics import ECONOMICS
+from indexer.rollup.families import Family
 from indexer.store import commits as feed
 from indexer.store.client import Store
 
 log = structlog.get_logger(__name__)
 
 COMMITS_PER_STEP = 500
+FAMILIES: tuple[Family, ...] = (*families.FAMILIES, *ECONOMICS)
 
 
 @dataclass
@@ -42,7 +45,7 @@ def run_once(store: Store, family: Family, *, step: int = COMMITS_PER_STEP) -> J
         seen = feed.read_since(store, position, limit=step)
         if not seen:
             break
-        minutes = buckets.touched_minutes(seen)
+        minutes = buckets.touched_minutes(seen, family.lookahead)
         if minutes:
             result.buckets += buckets.recompute(store, family, minutes)
         moved = feed.advance(position, seen)

@@ -90,6 +90,10 @@ def _shard_ids(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
               help="Chance per executed execute_intents batch that its relayer sends the same signed payloads "
                    "again 3-30 blocks later; that receipt fails with 'nonce was already used' and the intents "
                    "stay executed (one more attempt each).")
+@click.option("--withdraw-refund-rate", type=click.FloatRange(0, 1), default=_default("withdraw_refund_rate"),
+              show_default=True,
+              help="Chance per withdrawal that the token contract refuses the transfer; the *_resolve_withdraw "
+                   "callback then mints the tokens back to the owner (nep245 mt_mint, memo 'refund').")
 @click.option("--retry-rate", type=click.FloatRange(0, 1), default=_default("retry_rate"), show_default=True,
               help="Chance per failed execute_intents batch (insufficient balance, exceeded gas, a used nonce "
                    "or bad arguments excluded) that the same signed payloads are sent again 2-20 blocks later "

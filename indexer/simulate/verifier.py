@@ -76,6 +76,7 @@ class Withdraw:
     receiver: str
     amount: int
     intent_hash: str = ""
+    refused: bool = False  # the token contract refused the transfer: the resolve refunds it
 
     def intent(self) -> dict[str, Any]:
         if self.token.standard == "nep245":
@@ -493,19 +494,31 @@ class VerifierTraffic:
     def _on_token_withdraw(self, ctx: BlockCtx, p: Pending) -> Result:
         w, resolve_p, data_id = p.state
         tok = w.token
-        memo = "" if tok.standard == "nep245" else "withdraw"
-        log, event = token_transfer_log(tok, self.account, w.receiver, w.amount, memo)
-        resolve_p.extra_receipts.append(shapes.data_receipt(ctx.new_id("r"), tok.contract, self.account, data_id,
-                                                            shapes.b64json(b"")))
+        # the rng is drawn only when refusals are asked for, so other lakes stay as they were
+        w.refused = bool(self.cfg.withdraw_refund_rate) and self.rng.random() < self.cfg.withdraw_refund_rate
+        data = None if w.refused else shapes.b64json(b"")  # a failed promise delivers no data
+        resolve_p.extra_receipts.append(shapes.data_receipt(ctx.new_id("r"), tok.contract, self.account, data_id, data))
         ctx.schedule(resolve_p, 1)
         gas = int(self.rng.uniform(3.5, 5.5) * TGAS)
+        if w.refused:
+            return Result(shapes.panic(f"Smart contract panicked: The account {w.receiver} is not registered"), gas)
+        memo = "" if tok.standard == "nep245" else "withdraw"
+        log, event = token_transfer_log(tok, self.account, w.receiver, w.amount, memo)
         return Result(shapes.success_value(), gas, [log], [event])
 
     def _on_resolve_withdraw(self, ctx: BlockCtx, p: Pending) -> Result:
         batch, w = p.state
-        value = f'["{w.amount}"]' if w.token.standard == "nep245" else f'"{w.amount}"'
+        used = 0 if w.refused else w.amount
+        value = f'["{used}"]' if w.token.standard == "nep245" else f'"{used}"'
         gas = min(int(self.rng.uniform(2.6, 3.4) * TGAS * self.engine.gas_factor(ctx.offset)), 10 * TGAS)
-        return Result(shapes.success_value(value.encode()), gas, receipt_ids=self._refund_later(ctx, batch, 1))
+        logs: list[str] = []
+        events: list[tuple[str, str]] = []
+        if w.refused:  # intents.near deposits the unused amount back to the owner
+            logs.append(event_log("nep245", "1.0.0", "mt_mint", [{"owner_id": w.owner, "token_ids": [w.token.id],
+                                                                  "amounts": [str(w.amount)], "memo": "refund"}]))
+            events.append(("nep245", "mt_mint"))
+        return Result(shapes.success_value(value.encode()), gas, logs, events,
+                      receipt_ids=self._refund_later(ctx, batch, 1))
 
     def _on_deposit_transfer(self, ctx: BlockCtx, p: Pending) -> Result:
         """The token contract moves the deposit to intents.near and calls its ``*_on_transfer``."""
