@@ -6,7 +6,7 @@ filled from a simulated lake, and has a real Prometheus parse every PromQL expre
 file, run it, commit both; a test fails when the JSON and this file disagree.
 
 ClickHouse panels read the rollup tables only (plus `intent_lookups` and `intent_updates` for the
-two "recent" tables, bounded by the time range and a LIMIT). Time series pick their grain from
+top accounts and recent failed intents, bounded by the time range and a LIMIT). Time series pick their grain from
 the panel's interval: `solver_stats_1m` below an hour, `_1h` below a day, `_1d` above, so a
 30-day panel reads 30 rows a series instead of 43,200.
 """
@@ -122,9 +122,6 @@ def intents() -> dict[str, Any]:
         "       u.tx_hash AS tx_hash, u.block_height AS block_height\n"
         "FROM intent_updates AS u\n"
         "WHERE u.contract_id = '${contract}' AND u.status = 'failed' AND $__timeFilter(u.block_timestamp)\n"
-        "  AND u.intent_id IN (SELECT intent_id FROM intent_lookups WHERE kind = 'contract' AND key = '${contract}'\n"
-        "                      AND status = 'failed' AND $__timeFilter(block_timestamp)\n"
-        "                      ORDER BY block_height DESC LIMIT 50)\n"
         "ORDER BY u.block_height DESC LIMIT 50")
     panels = [
         panel("timeseries", "Intents per minute by kind and status", [ch_target(per_minute)], "short",

@@ -43,10 +43,13 @@ class Crash(Exception):
 
 def read_lake(root: Path) -> dict[int, RawBlock]:
     out = {}
+    from indexer.sources.base import shard_ids
+
     for folder in sorted(p for p in root.iterdir() if p.name.isdigit()):
-        shards = sorted(folder.glob("shard_*.json"), key=lambda p: int(p.stem.split("_")[1]))
-        out[int(folder.name)] = RawBlock(int(folder.name), (folder / "block.json").read_bytes(),
-                                         [p.read_bytes() for p in shards])
+        block = (folder / "block.json").read_bytes()
+        # in the block's chunk order, as the sources deliver them (the decoder pairs them by position)
+        shards = [folder / f"shard_{i}.json" for i in shard_ids(block)]
+        out[int(folder.name)] = RawBlock(int(folder.name), block, [p.read_bytes() for p in shards if p.exists()])
     return out
 
 
