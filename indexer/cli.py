@@ -464,12 +464,7 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
                        chain_breaks=progress.chain_breaks, seconds=round(progress.elapsed, 2),
                        blocks_per_s=round(progress.blocks / progress.elapsed, 1),
                        mb_per_s=round(progress.bytes / progress.elapsed / 1e6, 1))
-        if stop.is_set() and progress.height < end:
-            resume = _resume_command()
-            log.warning(f"backfill stopped before --to {end}; resume with: {resume}", resume=resume, **summary)
-            return EXIT_STOPPED
-        log.info("backfill finished", **summary)
-        return EXIT_OK
+        return _backfill_outcome(not (stop.is_set() and progress.height < end), end, summary)
     except FingerprintError as exc:
         _fail(str(exc), EXIT_CONFIG)
     except (SourceError, ChainBreakError, LeaseError) as exc:
@@ -479,6 +474,16 @@ async def _backfill(settings: Settings, store: Any, start: int, end: int | None,
             await metrics_runner.cleanup()
         store.close()
     return EXIT_RUNTIME
+
+
+def _backfill_outcome(finished: bool, end: int, summary: dict[str, Any]) -> int:
+    """Log how a backfill ended; exit 3 with the command that resumes it when it stopped early."""
+    if not finished:
+        resume = _resume_command()
+        log.warning(f"backfill stopped before --to {end}; resume with: {resume}", resume=resume, **summary)
+        return EXIT_STOPPED
+    log.info("backfill finished", **summary)
+    return EXIT_OK
 
 
 async def _backfill_parallel(settings: Settings, store: Any, start: int, end: int | None, workers: int,
@@ -507,12 +512,7 @@ async def _backfill_parallel(settings: Settings, store: Any, start: int, end: in
                        seconds=round(outcome.elapsed, 2), blocks_per_s=round(outcome.blocks / outcome.elapsed, 1),
                        mb_per_s=round(outcome.bytes / outcome.elapsed / 1e6, 1), workers=len(parts),
                        heights=outcome.heights)
-        if not outcome.finished:
-            resume = _resume_command()
-            log.warning(f"backfill stopped before --to {end}; resume with: {resume}", resume=resume, **summary)
-            return EXIT_STOPPED
-        log.info("backfill finished", **summary)
-        return EXIT_OK
+        return _backfill_outcome(outcome.finished, end, summary)
     except FingerprintError as exc:
         _fail(str(exc), EXIT_CONFIG)
     except (SourceError, LeaseError, WorkerError) as exc:
