@@ -103,7 +103,25 @@ def _fast_routes(route: dict[str, Any]) -> None:
         _fast_routes(child)
 
 
-class Alertmanager:
+class _Server:
+    """A server binary run from ``_cmd`` until the context ends; ready once ``url``/-/ready answers."""
+
+    _cmd: list[str]
+    url: str
+    _proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        self._proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_http(f"{self.url}/-/ready", self._proc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._proc is not None
+        self._proc.terminate()
+        self._proc.wait(timeout=30)
+
+
+class Alertmanager(_Server):
     """The repository's alertmanager.yml with its webhooks aimed at ``hook_url``/<receiver>."""
 
     def __init__(self, workdir: Path, config: Path, hook_url: str):
@@ -119,17 +137,6 @@ class Alertmanager:
         self._cmd = [require(ALERTMANAGER_BIN), f"--config.file={self.config}",
                      f"--storage.path={workdir / 'am-data'}", f"--web.listen-address=127.0.0.1:{self.port}",
                      "--cluster.listen-address=", "--log.level=warn"]
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Alertmanager:
-        self._proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_http(f"{self.url}/-/ready", self._proc)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._proc is not None
-        self._proc.terminate()
-        self._proc.wait(timeout=30)
 
     def post(self, alerts: list[dict[str, Any]]) -> None:
         req = urllib.request.Request(f"{self.url}/api/v2/alerts", data=json.dumps(alerts).encode(),
@@ -167,7 +174,7 @@ def fast_rules(rules: Path, out: Path, wait: str = "1s") -> Path:
     return out
 
 
-class Prometheus:
+class Prometheus(_Server):
     """Prometheus scraping ``targets`` (job name -> host:port) every second, evaluating ``rules``
     every second and sending alerts to ``alertmanager_url``."""
 
@@ -185,17 +192,6 @@ class Prometheus:
         self._cmd = [require(PROMETHEUS_BIN), f"--config.file={self.config}",
                      f"--storage.tsdb.path={workdir / 'prom-data'}", f"--web.listen-address=127.0.0.1:{self.port}",
                      "--log.level=warn"]
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Prometheus:
-        self._proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_http(f"{self.url}/-/ready", self._proc)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._proc is not None
-        self._proc.terminate()
-        self._proc.wait(timeout=30)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         from urllib.parse import urlencode
