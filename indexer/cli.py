@@ -270,6 +270,7 @@ class _Daemon:
     def _start_rollups(self) -> asyncio.Task[None] | None:
         """Rollups every --rollup-interval, each followed by a refresh of the /metrics rollup gauges."""
         from indexer.exporter import install
+        from indexer.rollup.lease import RollupLease
         from indexer.rollup.runner import run_forever
 
         exporter = install(self.settings.exporter_top_solvers, self.settings.exporter_top_tokens,
@@ -279,7 +280,8 @@ class _Daemon:
             return None
         return asyncio.create_task(run_forever(
             lambda: self.store, self.settings.rollup_interval or 10.0, self.stop,
-            exporter.gauges.refresh if serving else None, rollups=self.settings.rollup_interval > 0))
+            exporter.gauges.refresh if serving else None, rollups=self.settings.rollup_interval > 0,
+            lease=RollupLease(self.settings.lease_ttl, self.settings.lease_settle)))
 
     async def _round(self) -> None:
         """One attempt: index until stopped, or handle the failure that ended it."""
@@ -598,17 +600,26 @@ def rollup(once: bool, rebuild: bool, from_time: str | None, to_time: str | None
         raise click.BadParameter(f"--to {to_time} is not after --from {from_time}", param_hint="'--to'")
     settings = _settings(kwargs)
     from indexer.rollup import job
+    from indexer.rollup.lease import RollupLease
+    from indexer.store.streams import LeaseError
 
     store = _open_store(settings, migrate=settings.auto_migrate)
+    lease = RollupLease(settings.lease_ttl, settings.lease_settle)
     try:
+        try:
+            lease.hold(store)
+        except LeaseError as exc:
+            _fail(f"the rollups of this store are running elsewhere: {exc}")
+        renew = lambda: lease.hold(store)  # noqa: E731
         if rebuild:
-            _rebuild(store, start, end)
+            _rebuild(store, start, end, renew)
         elif once:
-            for r in job.run_all(store):
+            for r in job.run_all(store, renew=renew):
                 click.echo(f"{r.job}: {r.commits} commits, {r.buckets} buckets in {r.seconds:.3f} s")
         else:
-            asyncio.run(_rollup_forever(store, interval or settings.rollup_interval or 10.0))
+            asyncio.run(_rollup_forever(store, interval or settings.rollup_interval or 10.0, lease))
     finally:
+        lease.release()
         store.close()
 
 
@@ -650,7 +661,7 @@ async def _serve(settings: Settings, store: Any) -> None:
         store.close()
 
 
-def _rebuild(store: Any, start: int | None, end: int | None) -> None:
+def _rebuild(store: Any, start: int | None, end: int | None, renew: Any) -> None:
     from indexer.rollup import job
 
     if start is None or end is None:
@@ -661,17 +672,17 @@ def _rebuild(store: Any, start: int | None, end: int | None) -> None:
                              f"FROM {store.table('blocks')}")[1][0]
         start = lo if start is None else start
         end = hi + 1 if end is None else end
-    written = job.rebuild(store, start, end)
+    written = job.rebuild(store, start, end, renew=renew)
     click.echo(f"rebuilt {written} buckets of {start}..{end}")
 
 
-async def _rollup_forever(store: Any, interval: float) -> None:
+async def _rollup_forever(store: Any, interval: float, lease: Any) -> None:
     from indexer.rollup.runner import run_forever
 
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     log.info("rolling up", interval_s=interval)
-    await run_forever(lambda: store, interval, stop)
+    await run_forever(lambda: store, interval, stop, lease=lease)
 
 
 @main.command(epilog=EXIT_CODES_HELP)

@@ -10,6 +10,7 @@ up in bounded statements and progress is kept step by step.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -36,12 +37,16 @@ class JobResult:
     seconds: float = 0.0
 
 
-def run_once(store: Store, family: Family, *, step: int = COMMITS_PER_STEP) -> JobResult:
-    """Apply every commit after the cursor; returns what was done."""
+def run_once(store: Store, family: Family, *, step: int = COMMITS_PER_STEP,
+             renew: Callable[[], None] | None = None) -> JobResult:
+    """Apply every commit after the cursor; returns what was done. ``renew`` (the rollup lease's)
+    runs before each step, so a long catch-up keeps its lease or stops when it lost it."""
     started = time.perf_counter()
     result = JobResult(family.name)
     position = cursor.read(store, family.name)
     while True:
+        if renew is not None:
+            renew()
         seen = feed.read_since(store, position, limit=step)
         if not seen:
             break
@@ -63,11 +68,13 @@ def run_once(store: Store, family: Family, *, step: int = COMMITS_PER_STEP) -> J
     return result
 
 
-def run_all(store: Store, families: tuple[Family, ...] = FAMILIES) -> list[JobResult]:
-    return [run_once(store, f) for f in families]
+def run_all(store: Store, families: tuple[Family, ...] = FAMILIES,
+            renew: Callable[[], None] | None = None) -> list[JobResult]:
+    return [run_once(store, f, renew=renew) for f in families]
 
 
-def rebuild(store: Store, start: int, end: int, families: tuple[Family, ...] = FAMILIES) -> int:
+def rebuild(store: Store, start: int, end: int, families: tuple[Family, ...] = FAMILIES,
+            renew: Callable[[], None] | None = None) -> int:
     """Recompute every bucket of [start, end) (unix seconds) from the base tables; cursors stay.
 
     For a range whose rows changed outside the change feed (rows edited by hand, a restored
@@ -77,5 +84,7 @@ def rebuild(store: Store, start: int, end: int, families: tuple[Family, ...] = F
     for family in families:
         # a day of minutes at a time, so one statement never spans more than CHUNK_BUCKETS
         for i in range(0, len(sorted_minutes := sorted(minutes)), buckets.CHUNK_BUCKETS):
+            if renew is not None:
+                renew()
             written += buckets.recompute(store, family, set(sorted_minutes[i:i + buckets.CHUNK_BUCKETS]))
     return written

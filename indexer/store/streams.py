@@ -28,6 +28,9 @@ from indexer.store.ownership import Other, Range, Ranges
 log = structlog.get_logger(__name__)
 
 LIVE = "live"
+# The lease of the rollup jobs (indexer/rollup/lease.py): a row of this table, but no ingest
+# stream (it writes no heights), so ``read_all`` leaves it out.
+ROLLUPS = "rollups"
 
 COLUMNS = ("stream", "version", "owners", "start_height", "end_height", "height", "block_hash", "pending_low",
            "pending_high", "pending_at", "written", "commit_seq", "fingerprints", "reindex", "holder",
@@ -98,7 +101,9 @@ _SELECT = (
 
 
 def read_all(store: Store) -> list[StreamState]:
-    _, rows = store.query(_SELECT.format(table=store.table("streams")) + " ORDER BY stream")
+    """Every stream that writes heights: the ingest streams and the operator commands'."""
+    _, rows = store.query(_SELECT.format(table=store.table("streams")) + " WHERE stream != {r:String} ORDER BY stream",
+                          {"r": ROLLUPS})
     return [_state(r) for r in rows]
 
 
