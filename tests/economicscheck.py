@@ -7,7 +7,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from indexer.rollup.economics import RESOLVE_HORIZON, RESOLVE_METHODS, WITHDRAW_EVENTS
+from indexer.rollup.economics import DEPOSIT_METHODS, RESOLVE_HORIZON, RESOLVE_METHODS, WITHDRAW_EVENTS
 from indexer.rollup.families import GRAINS
 from indexer.store.client import Store
 from rollupcheck import _q
@@ -83,6 +83,8 @@ def expected(store: Store) -> dict[str, dict[tuple, dict[str, Any]]]:
                 for k, token in enumerate(item.get("token_ids", [])):
                     mints.append((ms, contract, rid, token, _int(amounts[k] if k < len(amounts) else ""),
                                   item.get("memo", "") == "refund"))
+    # the path of a deposit: the method of the receipt that minted it (ft_on_transfer / mt_on_transfer)
+    method_of = {rid: method for _, _, rid, _, method, *_ in rows["receipts"]}
     refunds: dict[tuple[str, str], int] = defaultdict(int)
     for ms, contract, rid, token, amount, is_refund in mints:
         if is_refund:
@@ -144,7 +146,8 @@ def expected(store: Store) -> dict[str, dict[tuple, dict[str, Any]]]:
         out[f"solver_costs_{grain}"] = dict(sc)
         bf: dict[tuple, dict[str, Any]] = defaultdict(lambda: {
             "withdrawals": 0, "withdrawn": 0, "resolved": 0, "resolved_ok": 0, "refunded": 0, "failed": 0,
-            "failure_reasons": defaultdict(int), "refunded_amount": 0, "times": [], "deposits": 0, "deposited": 0})
+            "failure_reasons": defaultdict(int), "refunded_amount": 0, "times": [], "deposits": 0, "deposited": 0,
+            "ft_deposits": 0, "ft_deposited": 0, "mt_deposits": 0, "mt_deposited": 0})
         for ms, contract, tx, token, amount in withdraws:
             r = bf[(b(ms), contract, _contract_of(token), token)]
             r["withdrawals"] += 1
@@ -163,9 +166,15 @@ def expected(store: Store) -> dict[str, dict[tuple, dict[str, Any]]]:
                 r = bf[(b(ms), contract, _contract_of(token), token)]
                 r["deposits"] += 1
                 r["deposited"] += amount
+                path = method_of.get(rid, "")
+                if path in DEPOSIT_METHODS:
+                    prefix = path.split("_")[0]
+                    r[f"{prefix}_deposits"] += 1
+                    r[f"{prefix}_deposited"] += amount
         out[f"bridge_flows_{grain}"] = {k: {
             **{c: r[c] for c in ("withdrawals", "withdrawn", "resolved", "resolved_ok", "refunded", "failed",
-                                 "refunded_amount", "deposits", "deposited")},
+                                 "refunded_amount", "deposits", "deposited", "ft_deposits", "ft_deposited",
+                                 "mt_deposits", "mt_deposited")},
             "failure_reasons": dict(r["failure_reasons"]), "resolve_timed": len(r["times"]),
             "resolve_seconds_sum": sum(r["times"]), "resolve_q": _q(r["times"])} for k, r in bf.items()}
     return out
@@ -188,13 +197,15 @@ def stored(store: Store) -> dict[str, dict[tuple, dict[str, Any]]]:
         rows = store.query(f"SELECT toUnixTimestamp(bucket), toString(contract_id), toString(token_contract), token, "
                            f"withdrawals, withdrawn, resolved, resolved_ok, refunded, failed, failure_reasons, "
                            f"refunded_amount, resolve_timed, resolve_seconds_sum, "
-                           f"finalizeAggregation(resolve_quantiles), deposits, deposited "
+                           f"finalizeAggregation(resolve_quantiles), deposits, deposited, "
+                           f"ft_deposits, ft_deposited, mt_deposits, mt_deposited "
                            f"FROM {T(f'bridge_flows_{grain}')}")[1]
         out[f"bridge_flows_{grain}"] = {(bk, c, tc, t): {
             "withdrawals": w, "withdrawn": int(wn), "resolved": rs, "resolved_ok": ok, "refunded": rf, "failed": fl,
             "failure_reasons": dict(fr), "refunded_amount": int(ra), "resolve_timed": rt, "resolve_seconds_sum": ss,
-            "resolve_q": list(q) if rt else None, "deposits": d, "deposited": int(dd)}
-            for bk, c, tc, t, w, wn, rs, ok, rf, fl, fr, ra, rt, ss, q, d, dd in rows}
+            "resolve_q": list(q) if rt else None, "deposits": d, "deposited": int(dd), "ft_deposits": fd,
+            "ft_deposited": int(fdd), "mt_deposits": md, "mt_deposited": int(mdd)}
+            for bk, c, tc, t, w, wn, rs, ok, rf, fl, fr, ra, rt, ss, q, d, dd, fd, fdd, md, mdd in rows}
     return out
 
 

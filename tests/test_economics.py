@@ -17,7 +17,7 @@ from indexer.config import ConfigError, Settings
 from indexer.exporter.gauges import RollupGauges
 from indexer.exporter.labels import SolverLabels
 from indexer.rollup import job
-from indexer.rollup.economics import ECONOMICS
+from indexer.rollup.economics import DEPOSIT_METHODS, ECONOMICS
 from apiserver import serve  # noqa: F401 - serve is a fixture
 from lakebuild import TX_FILE, fixture_lake
 from rollupcheck import backfill, settings_for, simulate, stop_merges
@@ -30,13 +30,14 @@ SOLVER = "solver-priv-liq.near"
 
 # 45 s blocks from 23:10: minutes, hours and days each have several buckets, and a resolve
 # callback (2 blocks after its withdrawal) always lies in a later minute than the withdrawal; one
-# batch in six fails (its token_diff logs, fees included, stay in the failed receipt) and a third
-# of the withdrawals are refused by the token contract and refunded.
+# batch in six fails (its token_diff logs, fees included, stay in the failed receipt), a third
+# of the withdrawals are refused by the token contract and refunded, and a fifth of the resolve
+# callbacks fail themselves (out of gas after logging the refund, or panicking on a locked owner).
 SCENARIO: dict[str, Any] = {
     "blocks": 210, "seed": 5, "block_time": 45.0, "start_time": "2026-01-05T23:10:00Z", "solvers": 8,
     "unlisted_solvers": 2, "intents_per_block": 4.0, "failure_rate": 0.15, "workshop_solvers": 0,
     "workshop_intents_per_block": 0.0, "noise_bytes_per_block": 2000, "tracked_shard_fraction": 0.0,
-    "withdraw_refund_rate": 0.35,
+    "withdraw_refund_rate": 0.35, "withdraw_fail_rate": 0.2,
 }
 
 
@@ -131,6 +132,51 @@ def test_fixture_transaction_fees_volume_gas_and_withdrawal(estore, tmp_path: Pa
     assert expected(estore) == before
 
 
+def _lake_deposit_receipts(root: Path) -> dict[str, Any]:
+    """Read from the lake's JSON: every successful ft_on_transfer / mt_on_transfer receipt (receiver,
+    method), and the deposits intents.near minted in them (per token and path: count, amount)."""
+    paths: dict[str, int] = {}
+    deposits: dict[str, dict[str, dict[str, Any]]] = {}
+    for shard in sorted(root.glob("*/shard_*.json")):
+        for o in json.loads(shard.read_text())["receipt_execution_outcomes"] or []:
+            receipt, outcome = o["receipt"], o["execution_outcome"]["outcome"]
+            actions = receipt["receipt"].get("Action", {}).get("actions", [])
+            methods = [a["FunctionCall"]["method_name"] for a in actions if isinstance(a, dict) and "FunctionCall" in a]
+            if not methods or methods[0] not in DEPOSIT_METHODS or "Failure" in outcome["status"]:
+                continue
+            paths[f"{receipt['receiver_id']} {methods[0]}"] = paths.get(f"{receipt['receiver_id']} {methods[0]}", 0) + 1
+            if receipt["receiver_id"] != "intents.near":
+                continue
+            for log in outcome["logs"]:
+                ev = json.loads(log[len("EVENT_JSON:"):]) if log.startswith("EVENT_JSON:") else {}
+                if (ev.get("standard"), ev.get("event")) != ("nep245", "mt_mint"):
+                    continue
+                for item in ev["data"]:
+                    if item.get("memo") == "refund":
+                        continue
+                    for token, amount in zip(item["token_ids"], item["amounts"]):
+                        d = deposits.setdefault(token, {}).setdefault(methods[0], {"count": 0, "amount": "0"})
+                        d["count"] += 1
+                        d["amount"] = str(int(d["amount"]) + int(amount))
+    return {"paths": paths, "deposits": deposits}
+
+
+def test_fixture_deposit_paths_are_the_minting_receipts(estore, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """On the real blocks a deposit is only an intents.near mint in an ft_on_transfer / mt_on_transfer
+    receipt: the fixture's other transfer_call receipts (v2.ref-finance.near's ft_on_transfer in block
+    115185108, bridge-refuel.hot.tg's mt_on_transfer of the withdrawal) are none."""
+    root = tmp_path / "lake"
+    heights = fixture_lake(root, copies=1)
+    facts = _lake_deposit_receipts(root)
+    assert facts["paths"] == {"v2.ref-finance.near ft_on_transfer": 1, "bridge-refuel.hot.tg mt_on_transfer": 1}
+    backfill(estore, Settings(source=f"files:{root}", contracts=["intents.near:verifier"]), min(heights), max(heights))
+    _rollup(estore)
+    assert_economics_exact(estore)
+    assert _deposit_paths(estore) == facts["deposits"]
+    assert estore.scalar(f"SELECT sum(deposits) FROM {estore.table('bridge_flows_1d')}") == sum(
+        d["count"] for t in facts["deposits"].values() for d in t.values())
+
+
 def test_solver_api_has_the_fixture_costs_and_fees(estore, serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     root = tmp_path / "lake"
     heights = fixture_lake(root, copies=1)
@@ -166,7 +212,8 @@ def test_simulated_lake_is_exact_and_failed_batches_pay_no_fees(estore, lake) ->
                           f"sum(resolve_timed), uniqExact(bucket) FROM {T('bridge_flows_1d')}")[1][0]
     withdrawals, ok, refunded, deposits, timed, days = totals
     assert withdrawals > 10 and ok > 0 and refunded > 0 and deposits > 0 and days == 2
-    assert timed == ok + refunded  # every resolution found its withdrawal
+    failed = estore.scalar(f"SELECT sum(failed) FROM {T('bridge_flows_1d')}")
+    assert timed == ok + refunded + failed  # every resolution found its withdrawal
     # fees equal the successful token_diff items' fees_collected, summed in Python from the events
     want: dict[str, int] = {}
     for data, status in estore.query(f"SELECT data, toString(execution_status) FROM {T('events')} "
@@ -184,6 +231,96 @@ def test_simulated_lake_is_exact_and_failed_batches_pay_no_fees(estore, lake) ->
     refunds = sum(v for (n, labels), v in gauges.items() if n == "near_intents_withdrawals"
                   and dict(labels)["outcome"] == "refunded" and dict(labels)["window"] == "24h")
     assert refunds == refunded
+
+
+REFUND_REASONS = ("full refund", "partial refund")
+
+
+def _withdrawal_outcomes(store) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Per token, from bridge_flows_1d: what truth.json's ``withdrawals`` says, in its shape."""
+    rows = store.query(f"SELECT token, sum(withdrawals), sum(resolved_ok), sum(refunded), sum(failed), "
+                       f"sumMap(failure_reasons), sum(refunded_amount) FROM {store.table('bridge_flows_1d')} "
+                       f"GROUP BY token HAVING sum(withdrawals) + sum(resolved) > 0")[1]
+    return {t: {"started": w, "ok": ok, "refunded": rf, "failed": fl, "refunded_amount": str(ra),
+                "failures": {k: v for k, v in dict(fr).items() if k not in REFUND_REASONS}}
+            for t, w, ok, rf, fl, fr, ra in rows}
+
+
+def _expected_outcomes(store) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The same from the independent computation over the events and receipts."""
+    out: dict[str, dict[str, Any]] = {}
+    for (_, _, _, token), r in expected(store)["bridge_flows_1d"].items():
+        o = out.setdefault(token, {"started": 0, "ok": 0, "refunded": 0, "failed": 0, "refunded_amount": 0,
+                                   "failures": {}})
+        for mine, theirs in (("started", "withdrawals"), ("ok", "resolved_ok"), ("refunded", "refunded"),
+                             ("failed", "failed"), ("refunded_amount", "refunded_amount")):
+            o[mine] += r[theirs]
+        for k, v in r["failure_reasons"].items():
+            if k not in REFUND_REASONS:
+                o["failures"][k] = o["failures"].get(k, 0) + v
+    return {t: {**o, "refunded_amount": str(o["refunded_amount"])} for t, o in out.items()
+            if o["started"] + o["ok"] + o["refunded"] + o["failed"]}
+
+
+def test_failed_resolves_are_counted_with_their_reasons(estore, lake) -> None:  # type: ignore[no-untyped-def]
+    """A ``*_resolve_withdraw`` callback that fails itself is a ``failed`` withdrawal, with its
+    failure text as the reason, per token: as truth.json and the events say, also after a replay."""
+    root, truth = lake
+    low, high = _range(truth)
+    settings = settings_for(root, truth)
+    want = truth["withdrawals"]["intents.near"]
+    failures: dict[str, int] = {}
+    for t in want.values():
+        for k, v in t["failures"].items():
+            failures[k] = failures.get(k, 0) + v
+    # the lake has both kinds of failed callback, and out-of-gas ones that logged a refund first
+    assert sum(t["failed"] for t in want.values()) > 5 and len(failures) >= 2
+    assert "Exceeded the prepaid gas." in failures
+    assert truth["receipts"]["intents.near"]["by_method"]["mt_resolve_withdraw"]["failure"] > 0
+    assert truth["receipts"]["intents.near"]["by_method"]["ft_resolve_withdraw"]["failure"] > 0
+    backfill(estore, settings, low, high)
+    _rollup(estore)
+    assert_economics_exact(estore)
+    T = estore.table
+    assert estore.scalar(f"SELECT count() FROM {T('events')} AS e INNER JOIN {T('receipts')} AS r USING receipt_id "
+                         f"WHERE e.event = 'mt_mint' AND r.method_name LIKE '%_resolve_withdraw' "
+                         f"AND r.status != 'success'") > 0  # refund logs of failed callbacks are no refunds
+    got = _withdrawal_outcomes(estore)
+    assert got == want
+    assert got == _expected_outcomes(estore)
+    # a replay of the same range (its rows deleted and written again) and a second rollup
+    backfill(estore, settings, low, high, reindex=True)
+    _rollup(estore)
+    assert_economics_exact(estore)
+    assert _withdrawal_outcomes(estore) == want
+    gauges = _gauges(estore)
+    failed = sum(v for (n, labels), v in gauges.items() if n == "near_intents_withdrawals"
+                 and dict(labels)["outcome"] == "failed" and dict(labels)["window"] == "24h")
+    assert failed == sum(t["failed"] for t in want.values())
+
+
+def _deposit_paths(store) -> dict[str, dict[str, dict[str, Any]]]:  # type: ignore[no-untyped-def]
+    """Per token, from bridge_flows_1h, in truth.json's ``deposits`` shape (paths with deposits)."""
+    rows = store.query(f"SELECT token, sum(ft_deposits), sum(ft_deposited), sum(mt_deposits), sum(mt_deposited), "
+                       f"sum(deposits), sum(deposited) FROM {store.table('bridge_flows_1h')} GROUP BY token")[1]
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for token, fn, fa, mn, ma, n, a in rows:
+        assert (n, int(a)) == (fn + mn, int(fa) + int(ma)), token  # no other deposit path in the lake
+        for path, count, amount in (("ft_on_transfer", fn, fa), ("mt_on_transfer", mn, ma)):
+            if count:
+                out.setdefault(token, {})[path] = {"count": count, "amount": str(amount)}
+    return out
+
+
+def test_deposits_per_path_match_truth(estore, lake) -> None:  # type: ignore[no-untyped-def]
+    root, truth = lake
+    backfill(estore, settings_for(root, truth), *_range(truth))
+    _rollup(estore)
+    assert_economics_exact(estore)
+    want = truth["deposits"]["intents.near"]
+    paths = {p for t in want.values() for p in t}
+    assert paths == {"ft_on_transfer", "mt_on_transfer"}  # the lake has both
+    assert _deposit_paths(estore) == want
 
 
 def test_replay_reindex_and_late_backfill_stay_exact(estore, lake) -> None:  # type: ignore[no-untyped-def]

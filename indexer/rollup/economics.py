@@ -17,7 +17,7 @@ Three families on the same machinery as the others (``buckets.recompute``):
   their resolution (``*_resolve_withdraw`` receipts: ok, refunded when the callback minted the
   tokens back with memo ``refund``, failed when the callback itself failed; reasons kept), the
   time from the withdrawal to its resolution, and deposits (``mt_mint`` on the contract, other
-  than refunds).
+  than refunds), also per path: the ``ft_on_transfer`` / ``mt_on_transfer`` receipt that minted them.
 
 Every row of a 1-minute bucket is read from receipts of that minute, except the withdrawal time
 of a resolution, looked up by transaction hash and token at most ``RESOLVE_HORIZON`` seconds
@@ -36,6 +36,8 @@ _Q = ", ".join(str(q) for q in QUANTILES)
 RESOLVE_HORIZON = 900  # seconds: a resolution later than this after its withdrawal is not timed
 WITHDRAW_EVENTS = ("ft_withdraw", "mt_withdraw", "nft_withdraw", "native_withdraw")
 RESOLVE_METHODS = ("ft_resolve_withdraw", "mt_resolve_withdraw", "nft_resolve_withdraw")
+# deposit paths: the receipt whose mt_mint is a deposit was called by a NEP-141 / NEP-245 transfer_call
+DEPOSIT_METHODS = ("ft_on_transfer", "mt_on_transfer")
 NATIVE_TOKEN = "nep141:wrap.near"  # native_withdraw pays out unwrapped wNEAR
 # the account of a token id: nep141:<acct>, nep245:<acct>:<id>, nep171:<acct>:<id>
 TOKEN_CONTRACT_SQL = "if(position(token, ':') > 0, splitByChar(':', token)[2], token)"
@@ -166,16 +168,35 @@ def _resolves(store: Any, lo: int, hi: int) -> str:
             f"LEFT JOIN ({started}) AS w ON r.tx_hash = w.w_tx AND r.token = w.w_token")
 
 
+def _deposits(store: Any, lo: int, hi: int) -> str:
+    """Deposit mints with their path: the method of the minting receipt if it is a deposit path, else ''.
+
+    The mint and its receipt are the same block, so the receipt is looked up in the same window."""
+    paths = (f"SELECT receipt_id AS p_receipt, any(toString(method_name)) AS p_method FROM {store.table('receipts')} "
+             f"WHERE method_name IN ({_in(DEPOSIT_METHODS)}) AND {_window(lo, hi)} GROUP BY p_receipt")
+    return (f"SELECT block_timestamp, contract_id, token, 'deposit' AS kind, p_method AS outcome, '' AS reason, "
+            f"amount, toInt256(0) AS refund, CAST(NULL AS Nullable(Float64)) AS resolve_s "
+            f"FROM ({_mints(store, lo, hi, False)}) AS m LEFT JOIN ({paths}) AS p ON m.receipt_id = p.p_receipt")
+
+
 def bridge_flow_rows(store: Any, lo: int, hi: int) -> str:
-    """Withdrawals, resolutions and deposits of [lo, hi) as one row set (``kind`` tells them apart)."""
+    """Withdrawals, resolutions and deposits of [lo, hi) as one row set (``kind`` tells them apart;
+    ``outcome`` is a resolution's outcome, or a deposit's path)."""
     none = "'' AS outcome, '' AS reason"
     nulls = "toInt256(0) AS refund, CAST(NULL AS Nullable(Float64)) AS resolve_s"
     withdraws = (f"SELECT block_timestamp, contract_id, token, 'withdraw' AS kind, {none}, amount, {nulls} "
                  f"FROM ({_withdraws(store, lo, hi)})")
-    deposits = (f"SELECT block_timestamp, contract_id, token, 'deposit' AS kind, {none}, amount, {nulls} "
-                f"FROM ({_mints(store, lo, hi, False)})")
     return (f"(SELECT *, {TOKEN_CONTRACT_SQL} AS token_contract FROM ({withdraws} UNION ALL "
-            f"{_resolves(store, lo, hi)} UNION ALL {deposits}))")
+            f"{_resolves(store, lo, hi)} UNION ALL {_deposits(store, lo, hi)}))")
+
+
+def _resolved(outcome: str) -> str:
+    return f"countIf(kind = 'resolve' AND outcome = '{outcome}')"
+
+
+def _deposited(path: str) -> tuple[Column, Column]:
+    prefix, where = path.split("_", 1)[0], f"kind = 'deposit' AND outcome = '{path}'"
+    return _sum(f"{prefix}_deposits", f"countIf({where})"), _sum(f"{prefix}_deposited", f"sumIf(amount, {where})")
 
 BRIDGE_FLOWS = Family(
     "bridge_flows", "events", "",
@@ -184,10 +205,11 @@ BRIDGE_FLOWS = Family(
         _sum("withdrawals", "countIf(kind = 'withdraw')"),
         _sum("withdrawn", "sumIf(amount, kind = 'withdraw')"),
         _sum("resolved", "countIf(kind = 'resolve')"),
-        _sum("resolved_ok", "countIf(outcome = 'ok')"),
-        _sum("refunded", "countIf(outcome = 'refunded')"),
-        _sum("failed", "countIf(outcome = 'failed')"),
-        Column("failure_reasons", "sumMapIf(map(reason, toUInt64(1)), outcome IN ('refunded', 'failed'))",
+        _sum("resolved_ok", _resolved("ok")),
+        _sum("refunded", _resolved("refunded")),
+        _sum("failed", _resolved("failed")),
+        Column("failure_reasons",
+               "sumMapIf(map(reason, toUInt64(1)), kind = 'resolve' AND outcome IN ('refunded', 'failed'))",
                "sumMap(failure_reasons)"),
         _sum("refunded_amount", "sum(refund)"),
         _sum("resolve_timed", "count(resolve_s)"),
@@ -196,6 +218,8 @@ BRIDGE_FLOWS = Family(
                f"quantilesExactMergeState({_Q})(resolve_quantiles)"),
         _sum("deposits", "countIf(kind = 'deposit')"),
         _sum("deposited", "sumIf(amount, kind = 'deposit')"),
+        *_deposited("ft_on_transfer"),
+        *_deposited("mt_on_transfer"),
     ),
     source=bridge_flow_rows,
     lookahead=RESOLVE_HORIZON,

@@ -94,6 +94,11 @@ def _shard_ids(ctx: click.Context, param: click.Parameter, value: str) -> tuple[
               show_default=True,
               help="Chance per withdrawal that the token contract refuses the transfer; the *_resolve_withdraw "
                    "callback then mints the tokens back to the owner (nep245 mt_mint, memo 'refund').")
+@click.option("--withdraw-fail-rate", type=click.FloatRange(0, 1), default=_default("withdraw_fail_rate"),
+              show_default=True,
+              help="Chance per withdrawal that its *_resolve_withdraw callback on intents.near fails itself "
+                   "(runs out of its 10 Tgas, or panics because the owner's account is locked); a refund it "
+                   "logged before failing stays in the failed receipt. Counted in truth.json 'withdrawals'.")
 @click.option("--retry-rate", type=click.FloatRange(0, 1), default=_default("retry_rate"), show_default=True,
               help="Chance per failed execute_intents batch (insufficient balance, exceeded gas, a used nonce "
                    "or bad arguments excluded) that the same signed payloads are sent again 2-20 blocks later "

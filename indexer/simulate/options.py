@@ -96,6 +96,8 @@ class SimConfig:
     retry_rate: float = 0.0  # failed relayer batches sent again later, and then executed
     # withdrawals whose token transfer fails: the resolve callback mints the tokens back ("refund")
     withdraw_refund_rate: float = 0.0
+    # withdrawals whose *_resolve_withdraw callback itself fails (out of gas, or a panic)
+    withdraw_fail_rate: float = 0.0
     # workshop
     workshop_verifier: str = "verifier.workshop.near"
     workshop_solvers: int = 3
@@ -125,7 +127,8 @@ class SimConfig:
         if not 0 <= self.workshop_solvers <= 40:
             raise SimulateError("--workshop-solvers must be within 0..40")
         for name in ("failure_rate", "expiry_rate", "skip_rate", "missing_chunk_rate", "tracked_shard_fraction",
-                     "malformed_rate", "replay_rate", "retry_rate", "withdraw_refund_rate"):
+                     "malformed_rate", "replay_rate", "retry_rate", "withdraw_refund_rate",
+                     "withdraw_fail_rate"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SimulateError(f"--{name.replace('_', '-')} must be within 0..1")
         if self.skip_rate > 0.5:

@@ -52,6 +52,14 @@
     payload (a standard with no intent hash) riding in a batch (``--malformed-rate``).
 ``incidents``
     The incidents applied, with their block offsets and heights.
+``withdrawals``
+    Per contract, per token id (``nep141:<acct>`` / ``nep245:<acct>:<id>``): ``started`` (withdraw
+    events of successful receipts), ``ok``, ``refunded`` and ``failed`` (``*_resolve_withdraw``
+    callbacks by outcome), ``failures`` (failure text of the failed callbacks -> count) and
+    ``refunded_amount`` (decimal string; tokens minted back by successful refunding callbacks).
+``deposits``
+    Per contract, per token id, per method of the receipt that minted it (``ft_on_transfer`` /
+    ``mt_on_transfer``): ``{"count", "amount"}`` (amount a decimal string), successful receipts only.
 ``details`` (unless ``--no-truth-details``)
     ``intents``: ``[contract, intent_id, status, failure, signer_id, solver_id, attempts]`` per intent;
     ``solver_executions``: ``[contract, solver_id, receipt_id, success (0/1), failure, gas_burnt,
@@ -131,6 +139,9 @@ class Truth:
         self.intents: dict[str, dict[str, _Intent]] = defaultdict(dict)
         self.dead: defaultdict[str, int] = defaultdict(int)
         self.unfinished_receipts = 0
+        # contract -> token -> counters (see ``withdrawal`` and ``deposit``)
+        self.withdrawals: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self.deposits: dict[str, dict[str, dict[str, dict[str, int]]]] = defaultdict(dict)
 
     # --- recording, called by the generators at the moment something executes ---
 
@@ -196,6 +207,22 @@ class Truth:
 
     def dead_letter(self, kind: str) -> None:
         self.dead[kind] += 1
+
+    def withdrawal(self, contract: str, token: str, outcome: str, failure: str = "", refunded: int = 0) -> None:
+        """A withdrawal ``started`` (its event, in a successful receipt), or its resolve callback ran:
+        ``ok``, ``refunded`` (``refunded`` tokens minted back) or ``failed`` (the callback's failure text)."""
+        st = self.withdrawals[contract].setdefault(token, {"started": 0, "ok": 0, "refunded": 0, "failed": 0,
+                                                          "failures": defaultdict(int), "refunded_amount": 0})
+        st[outcome] += 1
+        st["refunded_amount"] += refunded
+        if outcome == "failed":
+            st["failures"][failure] += 1
+
+    def deposit(self, contract: str, token: str, method: str, amount: int) -> None:
+        """Tokens minted on ``contract`` by a successful ``ft_on_transfer`` / ``mt_on_transfer`` (``method``)."""
+        st = self.deposits[contract].setdefault(token, {}).setdefault(method, {"count": 0, "amount": 0})
+        st["count"] += 1
+        st["amount"] += amount
 
     # --- rendering ---
 
@@ -271,6 +298,11 @@ class Truth:
             "intents": intents,
             "dead_letters": {"total": sum(self.dead.values()), "by_kind": dict(sorted(self.dead.items()))},
             "incidents": incidents,
+            "withdrawals": {c: {t: {**st, "failures": dict(sorted(st["failures"].items())),
+                                    "refunded_amount": str(st["refunded_amount"])}
+                                for t, st in sorted(per.items())} for c, per in sorted(self.withdrawals.items())},
+            "deposits": {c: {t: {m: {"count": v["count"], "amount": str(v["amount"])} for m, v in sorted(paths.items())}
+                             for t, paths in sorted(per.items())} for c, per in sorted(self.deposits.items())},
         }
         if self.details:
             out["details"] = {"intents": detail_intents, "solver_executions": self.execution_rows}

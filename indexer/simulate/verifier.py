@@ -45,6 +45,7 @@ MALFORMED_LOG = 'EVENT_JSON:{"standard":"dip4","version":"0.3.0","event":"token_
 MALFORMED_ARGS = b'{"signed":[{"standard":"nep413","payload":{"message":"{\\"signer_id\\":'
 DESERIALIZE_PANIC = "Smart contract panicked: Failed to deserialize input from JSON."
 NONCE_USED = DIP4_FAILURES[2][0]
+RESOLVE_LOCKED = "Smart contract panicked: account '{}' is locked"  # a resolve callback refunding a locked owner
 # failures a second send of the same payloads cannot cure
 _FINAL_FAILURES = frozenset({DIP4_FAILURES[0][0], DIP4_FAILURES[1][0], NONCE_USED, DIP4_FAILURES[3][0]})
 _RELAYER_GAS = {"solver-relay-v2.near": PGAS}  # others attach the classic 300 Tgas
@@ -449,6 +450,7 @@ class VerifierTraffic:
         self._maybe_again(ctx, batch, "")
         receipt_ids: list[str] = []
         for w in withdraws:
+            self.truth.withdrawal(self.account, w.token.id, "started")
             receipt_ids.extend(self._withdraw_receipts(ctx, batch, w))
         if not withdraws:
             receipt_ids.extend(self._refund_later(ctx, batch, 1))
@@ -517,8 +519,22 @@ class VerifierTraffic:
             logs.append(event_log("nep245", "1.0.0", "mt_mint", [{"owner_id": w.owner, "token_ids": [w.token.id],
                                                                   "amounts": [str(w.amount)], "memo": "refund"}]))
             events.append(("nep245", "mt_mint"))
-        return Result(shapes.success_value(value.encode()), gas, logs, events,
-                      receipt_ids=self._refund_later(ctx, batch, 1))
+        failure = self._resolve_failure(w)
+        if failure == EXCEEDED_GAS:
+            gas = 10 * TGAS  # all its attached gas; a refund mint logged before that stays in the failed receipt
+        elif failure:
+            logs, events = [], []  # the lock check panics before the refund is minted
+        self.truth.withdrawal(self.account, w.token.id, "failed" if failure else "refunded" if w.refused else "ok",
+                              failure, w.amount if w.refused and not failure else 0)
+        status = shapes.panic(failure) if failure else shapes.success_value(value.encode())
+        return Result(status, gas, logs, events, receipt_ids=self._refund_later(ctx, batch, 1))
+
+    def _resolve_failure(self, w: Withdraw) -> str:
+        """Why the resolve callback fails itself ('' when it does not): gas, or a locked owner."""
+        rate = self.cfg.withdraw_fail_rate
+        if not rate or self.rng.random() >= rate:  # the rng is drawn only when failures are asked for
+            return ""
+        return EXCEEDED_GAS if self.rng.random() < 0.6 else RESOLVE_LOCKED.format(w.owner)
 
     def _on_deposit_transfer(self, ctx: BlockCtx, p: Pending) -> Result:
         """The token contract moves the deposit to intents.near and calls its ``*_on_transfer``."""
@@ -556,6 +572,8 @@ class VerifierTraffic:
         mint = event_log("nep245", "1.0.0", "mt_mint", [{"owner_id": batch.signer, "token_ids": [token.id],
                                                          "amounts": [str(amount)], "memo": "deposit"}])
         res = self._run_batch(ctx, p, batch, [mint], [("nep245", "mt_mint")])
+        if batch.succeeded:  # a failed batch's mint stays in its failed receipt: no deposit
+            self.truth.deposit(self.account, token.id, p.method_name, amount)
         ctx.schedule(resolve_p, 1)
         return res
 
