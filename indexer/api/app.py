@@ -405,7 +405,8 @@ async def _invalidation_ctx(app: web.Application) -> AsyncIterator[None]:
     except asyncio.CancelledError:
         pass
     for conn in list(app[HUB].connections):  # clean shutdown: clients learn why, and may reconnect
-        await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+        if conn.ws is not None:
+            await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
 
 def _redacted(url: str | None) -> str | None:
