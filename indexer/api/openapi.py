@@ -136,10 +136,12 @@ def document() -> dict[str, Any]:
             "/api/v1/ws": {"get": {
                 "operationId": "liveUpdates", "summary": "Live intent updates (WebSocket upgrade)",
                 "description": 'Send {"type": "subscribe" | "unsubscribe", "intent_hash": H} or {..., "account": A} '
-                               '(optionally "since_height": N to replay changes above N); receive subscribed, '
-                               'unsubscribed, error and intent_update messages {type, intent_hash, status, details '
-                               '(an Intent), block_height, seq, timestamp}, seq counting every message of the '
-                               'connection. Close codes: 1008 policy (too many subscriptions or invalid messages), '
+                               '(optionally "since_height": N to replay changes above N, or, as the first message '
+                               'of a new connection, "session": S and "since_seq": N to resume a session after the '
+                               'last seq received); receive subscribed and unsubscribed (with the session id), '
+                               'error (code resume_failed for a resume that cannot be served) and intent_update '
+                               'messages {type, intent_hash, status, details (an Intent), block_height, seq, '
+                               'timestamp}, seq counting every message of the session. Close codes: 1008 policy (too many subscriptions or invalid messages), '
                                '1009 message too big, 1011 internal error, 1001 server shutting down.',
                 "responses": {"101": {"description": "switching to the WebSocket protocol"},
                               "400": _problem("not a WebSocket upgrade"), **_LIMITED}}},
