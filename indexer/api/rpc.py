@@ -59,7 +59,6 @@ class ViewCaller:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.cache = LocalCache(cache_size, cache_ttl)
         self._session: aiohttp.ClientSession | None = None
-        self.requests = 0  # JSON-RPC requests sent (retries included)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -91,7 +90,6 @@ class ViewCaller:
         body = {"jsonrpc": "2.0", "id": "near-intents-indexer", "method": "query",
                 "params": {"request_type": "call_function", "finality": "final", "account_id": account_id,
                            "method_name": method, "args_base64": base64.b64encode(orjson.dumps(args)).decode()}}
-        self.requests += 1
         try:
             async with self._session.post(self.url, json=body) as resp:
                 if resp.status >= 500:
@@ -130,20 +128,19 @@ def _answer(reply: Any, account_id: str, method: str) -> Answer:
 
 
 def _error(error: Any, account_id: str, method: str) -> Answer:
-    cause = error.get("cause") if isinstance(error, dict) else None
-    name = str(cause.get("name")) if isinstance(cause, dict) else str(error.get("name", "")) if isinstance(error, dict) else ""
-    info = cause.get("info") if isinstance(cause, dict) else None
+    error = error if isinstance(error, dict) else {"message": str(error)}
+    cause = error.get("cause") if isinstance(error.get("cause"), dict) else {}
+    name = str(cause.get("name") or error.get("name") or "")  # nearcore's structured errors name a cause
+    info = cause.get("info") if isinstance(cause.get("info"), dict) else {}
     if name == "CONTRACT_EXECUTION_ERROR":
-        vm = info.get("vm_error") if isinstance(info, dict) else None
-        return _vm_error(str(vm or (error.get("data") if isinstance(error, dict) else "")), account_id, method)
+        return _vm_error(str(info.get("vm_error") or error.get("data") or ""), account_id, method)
     if name in TRANSIENT_CAUSES:
         raise NodeFailure(f"the node could not answer now ({name})", transient=True)
     if name == "UNKNOWN_ACCOUNT":
         raise NodeFailure(f"the node knows no account {account_id}: is --rpc-url on the right network?")
     if name == "NO_CONTRACT_CODE":
         raise NodeFailure(f"{account_id} has no contract deployed")
-    message = error.get("message") if isinstance(error, dict) else None
-    raise NodeFailure(f"the node refused the view call: {name or message or 'unknown error'}")
+    raise NodeFailure(f"the node refused the view call: {name or error.get('message') or 'unknown error'}")
 
 
 def _vm_error(text: str, account_id: str, method: str) -> Answer:
