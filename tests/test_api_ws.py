@@ -203,3 +203,40 @@ def test_replicas_share_one_feed_follower_over_redis(store, serve, redis_url) ->
         assert api.get("/api/v1/intents/intent-1").json["status"] == "completed"
     assert client.get(fanout.CURSOR) is not None
     client.close()
+
+
+def test_a_resume_takes_over_a_connection_the_client_gave_up_on(store, serve) -> None:  # type: ignore[no-untyped-def]
+    _index(store, 1, 10, "a1", "pending")
+    api = serve(store)
+    stale = WsClient(api)  # half-open as far as the client knows: it reconnects without closing it
+    stale.send({"type": "subscribe", "account": "carol.near"})
+    session = stale.receive()["session"]
+    _index(store, 2, 11, "a1", "verified")
+    assert stale.receive()["seq"] == 2
+    fresh = WsClient(api)
+    fresh.send({"type": "subscribe", "account": "carol.near", "session": session, "since_seq": 1})
+    assert (fresh.receive()["seq"], fresh.receive()["type"]) == (2, "subscribed")  # the replay, then the reply
+    import aiohttp
+
+    frame = api._run(stale.ws.receive(timeout=30))  # the close frame says why
+    assert (frame.type, frame.data, frame.extra) == (aiohttp.WSMsgType.CLOSE, 1000,
+                                                     "session resumed on another connection")
+    _index(store, 3, 12, "a1", "completed")
+    pushed = fresh.receive()
+    assert (pushed["seq"], pushed["status"]) == (4, "completed")
+    assert _hub(api).detached == {}  # the old socket's end did not detach the session it lost
+
+
+def test_the_journal_keeps_the_newest_messages_within_its_bound() -> None:
+    import asyncio
+
+    from indexer.api.live import JOURNAL_BYTES, Connection
+
+    conn = Connection(None)  # detached: messages go to the journal only
+    for n in range(8):
+        asyncio.run(conn.send({"type": "intent_update", "n": n, "pad": "x" * (JOURNAL_BYTES // 4)}))
+    assert conn.seq == 8 and conn.journal_bytes <= JOURNAL_BYTES
+    kept = [seq for seq, _ in conn.journal]
+    assert kept == list(range(8 - len(kept) + 1, 9)) and 1 <= len(kept) < 8
+    assert conn.replayable(8) and conn.replayable(kept[0] - 1) and not conn.replayable(kept[0] - 2)
+    assert not conn.replayable(9)

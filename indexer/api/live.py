@@ -12,7 +12,7 @@ never older.
 
 Resume by seq: a session outlives its connection. When a client goes away (its socket closes or
 the heartbeat finds it dead) the session stays ``RESUME_SECONDS``, still subscribed: changes
-committed meanwhile are numbered and kept in its journal (the last ``JOURNAL_MESSAGES``
+committed meanwhile are numbered and kept in its journal (its newest ``JOURNAL_BYTES`` of
 messages). A client that reconnects and sends, as its first message, ``{"type": "subscribe",
 ..., "session": S, "since_seq": N}`` with N the last seq it received takes the session over: it
 gets every message after N, in order, then ``subscribed`` and live pushes, all numbered on from
@@ -52,8 +52,8 @@ MAX_BAD_MESSAGES = 10
 HEARTBEAT_SECONDS = 20.0
 REPLAY_LIMIT = 100
 RESUME_SECONDS = 120.0
-JOURNAL_MESSAGES = 1000
-MAX_DETACHED = 10_000  # sessions kept for a resume at most; the longest detached go first
+JOURNAL_BYTES = 128 * 1024  # per session: the newest messages that fit (always the last one)
+MAX_DETACHED = 1000  # sessions kept for a resume at most; the longest detached go first
 
 
 class TooManySubscriptions(Exception):
@@ -71,7 +71,8 @@ class Connection:
     hashes: set[str] = field(default_factory=set)
     accounts: set[str] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    journal: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=JOURNAL_MESSAGES))
+    journal: deque[tuple[int, str]] = field(default_factory=deque)
+    journal_bytes: int = 0
     detached_at: float | None = None
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -80,9 +81,15 @@ class Connection:
         async with self.lock:
             self.seq += 1
             text = orjson.dumps({**message, "seq": self.seq}).decode()
-            self.journal.append((self.seq, text))
+            self._journal(text)
             if self.ws is not None:
                 await self.ws.send_str(text)
+
+    def _journal(self, text: str) -> None:
+        self.journal.append((self.seq, text))
+        self.journal_bytes += len(text)
+        while self.journal_bytes > JOURNAL_BYTES and len(self.journal) > 1:
+            self.journal_bytes -= len(self.journal.popleft()[1])
 
     def replayable(self, since_seq: int) -> bool:
         """Whether the journal holds every message after ``since_seq``."""
@@ -271,7 +278,7 @@ async def _resume(hub: Hub, conn: Connection, ws: web.WebSocketResponse, msg: di
         if old.ws is None:  # still resumable, from a later seq
             hub.detached[old.id] = old
         return (f"session {session[:40]} cannot replay from seq {since_seq} (it is at seq {old.seq} and keeps "
-                f"the last {JOURNAL_MESSAGES} messages): subscribe with since_height instead")
+                f"its newest {JOURNAL_BYTES // 1024} KiB of messages): subscribe with since_height instead")
     hub.connections.discard(conn)
     await old.adopt(ws, since_seq)
     return old
