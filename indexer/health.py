@@ -84,7 +84,6 @@ async def serve(settings: Settings, health: Health):  # type: ignore[no-untyped-
     if settings.metrics_port is None:
         return None
     from aiohttp import web
-    from prometheus_client.aiohttp import make_aiohttp_handler
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"alive": True})
@@ -94,7 +93,7 @@ async def serve(settings: Settings, health: Health):  # type: ignore[no-untyped-
         return web.json_response(body, status=200 if ready else 503)
 
     app = web.Application()
-    app.router.add_get("/metrics", make_aiohttp_handler(REGISTRY))
+    app.router.add_get("/metrics", metrics.aiohttp_view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app)

@@ -6,7 +6,22 @@ bounded: table names, source names and fixed reason words, never a receipt or an
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+# `_created` series double the samples of every counter and histogram, and no dashboard or alert
+# reads them (Prometheus' text format 0.0.4 has no use for them).
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -73,6 +88,22 @@ BUILD_INFO = Gauge("near_intents_build_info", "Always 1; the running version as 
 # those it left to another stream), so metrics counted from rows count each row once. The
 # exporter registers its counters here; the store cannot import the exporter (data flows one way).
 COMMITTED_ROWS_OBSERVERS: list = []
+
+# Metrics that change only when a background loop refreshes them (the rollup gauges) are rendered
+# to text once per refresh, not at every scrape: each callable returns its latest rendering.
+SNAPSHOTS: list[Callable[[], bytes]] = []
+
+
+def render() -> bytes:
+    """The /metrics body (text format 0.0.4): the live metrics rendered now, then the snapshots."""
+    return generate_latest(REGISTRY) + b"".join(text() for text in SNAPSHOTS)
+
+
+async def aiohttp_view(request: Any) -> Any:
+    """GET /metrics for an aiohttp app (the daemon's metrics port and the API)."""
+    from aiohttp import web
+
+    return web.Response(body=render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def _build_info() -> None:

@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import WSCloseCode, web
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from indexer.api import metrics, onchain, queries
 from indexer.api.backend import Redis
@@ -31,7 +30,7 @@ from indexer.api.ratelimit import Limiter, LimiterUnavailable, client_id
 from indexer.api.rpc import NodeFailure, ViewCaller
 from indexer.api.validate import validate
 from indexer.config import Settings, account_problem
-from indexer.metrics import REGISTRY
+from indexer.metrics import aiohttp_view as metrics_view
 from indexer.store.client import Store
 
 log = structlog.get_logger(__name__)
@@ -465,7 +464,7 @@ def create_app(settings: Settings, store: Store, now: Clock | None = None) -> we
     app.router.add_get("/api/v1/openapi.json", openapi, name="openapi")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
-    app.router.add_get("/metrics", make_aiohttp_handler(REGISTRY), name="metrics")
+    app.router.add_get("/metrics", metrics_view, name="metrics")
     return app
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -90,7 +91,12 @@ def _top(store: Store, end: int, n: int) -> dict[str, list[str]]:
 
 
 class RollupGauges(Collector):
-    """A collector serving the latest snapshot; ``refresh`` replaces it."""
+    """A collector serving the latest snapshot; ``refresh`` replaces it.
+
+    ``refresh`` also renders the snapshot to exposition text once, which ``text`` returns: the
+    daemon's /metrics serves that text (``metrics.SNAPSHOTS``) so a scrape does not format a
+    thousand unchanged samples again.
+    """
 
     def __init__(self, labels: SolverLabels, top_tokens: int = 20, bridge_rules: list[tuple[str, str]] | None = None):
         self.labels = labels
@@ -98,12 +104,26 @@ class RollupGauges(Collector):
         self.bridge_rules = bridge_rules
         self._snapshot = Snapshot()
         self._lock = threading.Lock()
+        self._text = self._render()
 
     def refresh(self, store: Store) -> Snapshot:
         snap = read_snapshot(store, self.labels, self.top_tokens, self.bridge_rules)
         with self._lock:
             self._snapshot = snap
+        text = self._render()
+        with self._lock:
+            if self._snapshot is snap:  # a refresh that started later may have rendered already
+                self._text = text
         return snap
+
+    def text(self) -> bytes:
+        """The latest snapshot in the text exposition format."""
+        return self._text
+
+    def _render(self) -> bytes:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        return generate_latest(registry)
 
     def describe(self) -> Iterator[Any]:
         return iter(())  # families are built at collect time; nothing to check at registration
