@@ -280,7 +280,11 @@ async def _resume(hub: Hub, conn: Connection, ws: web.WebSocketResponse, msg: di
         return (f"session {session[:40]} cannot replay from seq {since_seq} (it is at seq {old.seq} and keeps "
                 f"its newest {JOURNAL_BYTES // 1024} KiB of messages): subscribe with since_height instead")
     hub.connections.discard(conn)
-    await old.adopt(ws, since_seq)
+    try:
+        await old.adopt(ws, since_seq)
+    except (ConnectionError, RuntimeError):
+        hub.detach(old, ws, resumable=True)  # this connection died during the replay: keep the session
+        raise
     return old
 
 
