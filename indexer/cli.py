@@ -33,7 +33,7 @@ EXIT_CODES_HELP = (
 
 # Flags are generated from the Settings fields, so every setting has one, with the same help.
 _STORE_FIELDS = ("store", "database", "cluster", "log_format", "log_level")
-_API_FIELDS = tuple(f for f in Settings.model_fields if f.startswith("api_") or f == "redis_url")
+_API_FIELDS = tuple(f for f in Settings.model_fields if f.startswith(("api_", "rpc_")) or f == "redis_url")
 _INGEST_FIELDS = tuple(f for f in Settings.model_fields if f not in _STORE_FIELDS and f not in _API_FIELDS)
 _LIST_FIELDS = ("contracts", "solver_accounts", "bridges", "api_trusted_proxies", "api_cors_origins")
 
@@ -626,6 +626,7 @@ def rollup(once: bool, rebuild: bool, from_time: str | None, to_time: str | None
 @main.command(epilog=EXIT_CODES_HELP)
 @_store_options
 @_api_options
+@_options(("contracts",))  # which are workshop Verifiers and Solvers, for the --rpc-url fallback
 def serve(**kwargs: Any) -> None:
     """Serve the HTTP API alone, against a ClickHouse server store.
 

@@ -238,6 +238,13 @@ class Settings(BaseSettings):
         default_factory=list, description="origins allowed to call the API from a browser (none: CORS closed; * "
                                           "allows any)")
     api_max_page: int = Field(100, ge=1, le=1000, description="largest `limit` of GET /api/v1/intents")
+    rpc_url: str | None = Field(None, description="NEAR JSON-RPC node the API asks (view calls get_intent_status / "
+                                                  "get_solver_info) for a workshop intent or solver the store does "
+                                                  "not know yet, e.g. https://rpc.testnet.near.org (none: 404)")
+    rpc_timeout: float = Field(3.0, gt=0, description="seconds one JSON-RPC request may take")
+    rpc_attempts: int = Field(3, ge=1, le=10, description="tries of a JSON-RPC request that failed in a way worth "
+                                                          "retrying (connection, timeout, 5xx, node busy)")
+    rpc_cache_ttl: float = Field(5.0, ge=0, description="seconds an answer of the node is reused (0: not cached)")
 
     @field_validator("api_read_limit", "api_validate_limit")
     @classmethod
@@ -267,6 +274,14 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ConfigError(f"--api-trusted-proxies {net!r} is not an address or CIDR range "
                                   "(e.g. 10.0.0.0/8)") from None
+        return v
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _valid_rpc(cls, v: str | None) -> str | None:
+        if v is not None and (urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).hostname):
+            raise ConfigError(f"--rpc-url {_redact(v)!r}: use http(s)://host[:port][/path], e.g. "
+                              "https://rpc.mainnet.near.org")
         return v
 
     @field_validator("redis_url")
@@ -453,7 +468,7 @@ def setting_origins(config_file: str | Path | None = None, **overrides: Any) -> 
 
 
 # Settings values that may hold credentials: URLs with a password.
-SECRET_URL_FIELDS = ("store", "lake_endpoint", "neardata_url", "redis_url")
+SECRET_URL_FIELDS = ("store", "lake_endpoint", "neardata_url", "redis_url", "rpc_url")
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

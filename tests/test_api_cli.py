@@ -103,7 +103,9 @@ async def test_a_websocket_client_gets_the_update_of_the_block_the_daemon_indexe
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(f"ws://127.0.0.1:{port}/api/v1/ws") as ws:
                 await ws.send_json({"type": "subscribe", "intent_hash": USER_HASH})
-                assert await ws.receive_json(timeout=60) == {"type": "subscribed", "intent_hash": USER_HASH, "seq": 1}
+                subscribed = await ws.receive_json(timeout=60)
+                assert isinstance(subscribed.pop("session"), str)  # the id to resume the session by
+                assert subscribed == {"type": "subscribed", "intent_hash": USER_HASH, "seq": 1}
                 shard.write_bytes(held)  # the shard arrives; the daemon indexes the block
                 pushed = await ws.receive_json(timeout=120)
         assert pushed["type"] == "intent_update" and pushed["intent_hash"] == USER_HASH and pushed["seq"] == 2

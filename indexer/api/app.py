@@ -20,13 +20,14 @@ import orjson
 import structlog
 from aiohttp import WSCloseCode, web
 
-from indexer.api import metrics, queries
+from indexer.api import metrics, onchain, queries
 from indexer.api.backend import Redis
 from indexer.api.cache import IntentCache, LocalCache
 from indexer.api.live import Hub
 from indexer.api.models import Percentiles, SolverStats, SolverWindow, Status, StatusStats, Throughput
 from indexer.api.openapi import PROBLEM, document
 from indexer.api.ratelimit import Limiter, LimiterUnavailable, client_id
+from indexer.api.rpc import NodeFailure, ViewCaller
 from indexer.api.validate import validate
 from indexer.config import Settings, account_problem
 from indexer.metrics import aiohttp_view as metrics_view
@@ -43,6 +44,7 @@ LIMITER = web.AppKey("limiter", Limiter)
 CACHE = web.AppKey("cache", IntentCache)
 TRUSTED = web.AppKey("trusted", list)
 HUB = web.AppKey("hub", Hub)
+RPC = web.AppKey("rpc", ViewCaller)  # absent without --rpc-url
 
 INTENT_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 VALIDATE_MAX_BYTES = 256 * 1024
@@ -200,10 +202,27 @@ async def get_intent(request: web.Request) -> web.Response:
         return intent.model_dump_json().encode() if intent is not None else None
 
     body = await request.app[CACHE].get(f"{contract or ''}/{intent_id}", load)
-    if body is None:
-        raise ApiError(404, "Not Found", f"no intent {intent_id} is in the store"
-                                         f"{' for ' + contract if contract else ''}: it is unknown, or not indexed yet")
-    return _json(body)
+    if body is not None:
+        return _json(body)
+    missing = f"no intent {intent_id} is in the store{' for ' + contract if contract else ''}"
+    rpc, verifiers = request.app.get(RPC), onchain.workshop_verifiers(request.app[SETTINGS], contract)
+    if rpc is None or not verifiers:
+        raise ApiError(404, "Not Found", f"{missing}: it is unknown, or not indexed yet")
+    found, misses = await _node_call(onchain.intent(rpc, verifiers, intent_id))
+    if found is None:
+        raise ApiError(404, "Not Found", f"{missing}, and on chain: {'; '.join(misses)}")
+    return _json(found.model_dump_json().encode())
+
+
+async def _node_call(call: Awaitable[Any]) -> Any:
+    """A view call over --rpc-url; a node that fails is a 502, one that times out a 504."""
+    try:
+        return await call
+    except NodeFailure as exc:
+        log.warning("rpc view call failed", error=exc.detail, timeout=exc.timeout)
+        if exc.timeout:
+            raise ApiError(504, "Gateway Timeout", f"the NEAR RPC node did not answer in time: {exc.detail}") from None
+        raise ApiError(502, "Bad Gateway", f"the NEAR RPC node failed: {exc.detail}") from None
 
 
 def _time_param(request: web.Request, name: str) -> datetime | None:
@@ -301,7 +320,14 @@ async def solver(request: web.Request) -> web.Response:
     stats = [_solver_stats(r, eco) for r in rows]
     mine = [s for s in stats if s.solver_id == solver_id]
     if not mine:
-        raise ApiError(404, "Not Found", f"solver {solver_id} has no executions in the last {window} of the rollups")
+        missing = f"solver {solver_id} has no executions in the last {window} of the rollups"
+        rpc = request.app.get(RPC)
+        if rpc is None or not onchain.is_workshop_solver(request.app[SETTINGS], solver_id):
+            raise ApiError(404, "Not Found", missing)
+        info, why = await _node_call(onchain.solver(rpc, solver_id, window))
+        if info is None:
+            raise ApiError(404, "Not Found", f"{missing}, and on chain: {why}")
+        return _json(info.model_dump_json().encode())
     body = SolverWindow(window=window, until=until, network=next((s for s in stats if s.solver_id == "*"), None),
                         solvers=mine)
     return _json(body.model_dump_json().encode())
@@ -387,7 +413,11 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
                              settings.api_cache_ttl)
     log.info("api cache and rate limits", redis=_redacted(settings.redis_url), policy=settings.api_limit_policy,
              reads=settings.api_read_limit, validations=settings.api_validate_limit)
+    if settings.rpc_url:
+        app[RPC] = ViewCaller(settings.rpc_url, settings.rpc_timeout, settings.rpc_attempts, settings.rpc_cache_ttl)
     yield
+    if RPC in app:
+        await app[RPC].close()
     await app[LIMITER].close()
     if redis is not None:
         await redis.close()
@@ -404,7 +434,8 @@ async def _invalidation_ctx(app: web.Application) -> AsyncIterator[None]:
     except asyncio.CancelledError:
         pass
     for conn in list(app[HUB].connections):  # clean shutdown: clients learn why, and may reconnect
-        await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+        if conn.ws is not None:
+            await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
 
 def _redacted(url: str | None) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +66,21 @@ class Intent(BaseModel):
     receipt_id: str = Field(description="the receipt of the latest state")
     tx_hashes: list[str]
     gas_burnt: int
+
+
+class OnChainIntent(BaseModel):
+    """A workshop intent the store does not know yet, as the Verifier's ``get_intent_status`` view
+    answered over JSON-RPC (``--rpc-url``)."""
+
+    source: Literal["rpc"] = Field(description="where the answer came from: the node, not the store")
+    intent_hash: str = Field(description="the workshop intent's id")
+    contract_id: str = Field(description="the Verifier that answered")
+    status: Status | None = Field(description="the view's status in this API's words; null when it used another")
+    relay_status: RelayStatus | None
+    terminal: bool
+    failure: str | None = Field(description="the reason the view gives for a failed intent")
+    onchain: Any = Field(description="what get_intent_status returned, verbatim")
+    finality: Literal["final"] = "final"
 
 
 class IntentPage(BaseModel):
@@ -141,6 +156,16 @@ class SolverWindow(BaseModel):
     until: datetime | None = Field(description="end of the window: the newest rolled-up bucket (block time)")
     network: SolverStats | None = Field(description="every solver together, for comparison")
     solvers: list[SolverStats]
+
+
+class OnChainSolver(BaseModel):
+    """A workshop solver the rollups know nothing of yet, as its ``get_solver_info`` view answered."""
+
+    source: Literal["rpc"] = Field(description="where the answer came from: the node, not the store")
+    solver_id: str
+    window: Literal["5m", "1h", "24h", "7d"]
+    info: Any = Field(description="what get_solver_info returned, verbatim")
+    finality: Literal["final"] = "final"
 
 
 class StatusStats(BaseModel):

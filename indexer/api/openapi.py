@@ -9,8 +9,8 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from indexer import __version__
-from indexer.api.models import (Health, Intent, IntentPage, Problem, Readiness, SolverWindow, Status,
-                                 StatusStats, Throughput, ValidationResult)
+from indexer.api.models import (Health, Intent, IntentPage, OnChainIntent, OnChainSolver, Problem, Readiness,
+                                 SolverWindow, Status, StatusStats, Throughput, ValidationResult)
 from indexer.api.validate import ValidateRequest
 
 REF = "#/components/schemas/{model}"
@@ -19,6 +19,17 @@ PROBLEM = "application/problem+json"
 
 def _json(ref: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+def _either(*refs: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"anyOf": [{"$ref": f"#/components/schemas/{r}"} for r in refs]}}}
+
+
+# Answers of the view-call fallback (--rpc-url) when the node fails.
+_NODE = {"502": {"description": "the NEAR RPC node failed (unreachable, an error that is not the contract's)",
+                 "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+         "504": {"description": "the NEAR RPC node did not answer in time",
+                 "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -46,8 +57,8 @@ _WINDOW = {"name": "window", "in": "query", "required": False, "description": "t
 @cache
 def document() -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(m, "serialization") for m in (Intent, IntentPage, Problem, ValidationResult, Health, Readiness, SolverWindow, StatusStats,
-                                                 Throughput)],
+        [(m, "serialization") for m in (Intent, IntentPage, OnChainIntent, OnChainSolver, Problem, ValidationResult,
+                                        Health, Readiness, SolverWindow, StatusStats, Throughput)],
         ref_template=REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     request = TypeAdapter(ValidateRequest).json_schema(ref_template=REF, mode="validation")
@@ -65,9 +76,13 @@ def document() -> dict[str, Any]:
                      "description": "a dip4 intent hash (base58) or a workshop intent id",
                      "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:\-]{1,128}$"}},
                     _query("contract", "only this Verifier (when several hold the same workshop id)", _ACCOUNT)],
-                "responses": {"200": {"description": "the intent", "headers": _RATE_HEADERS, "content": _json("Intent")},
+                "responses": {"200": {"description": "the intent from the store, or (source: rpc) a workshop "
+                                                     "intent the store does not know yet, from the Verifier's "
+                                                     "get_intent_status view (--rpc-url)",
+                                      "headers": _RATE_HEADERS, "content": _either("Intent", "OnChainIntent")},
                               "400": _problem("malformed intent hash or parameter"),
-                              "404": _problem("no such intent in the store (yet)"), **_LIMITED}}},
+                              "404": _problem("no such intent in the store (yet), nor on chain"), **_NODE,
+                              **_LIMITED}}},
             "/api/v1/intents": {"get": {
                 "operationId": "listIntents", "summary": "Intents, newest first, a page at a time",
                 "parameters": [
@@ -99,10 +114,13 @@ def document() -> dict[str, Any]:
                 "operationId": "getSolver", "summary": "One solver's statistics, with the network for comparison",
                 "parameters": [{"name": "solver_id", "in": "path", "required": True, "schema": _ACCOUNT}, _WINDOW,
                                _query("contract", "only this Verifier", _ACCOUNT)],
-                "responses": {"200": {"description": "the solver and the network row", "headers": _RATE_HEADERS,
-                                      "content": _json("SolverWindow")},
+                "responses": {"200": {"description": "the solver and the network row, or (source: rpc) a "
+                                                     "workshop solver's get_solver_info view when the rollups have "
+                                                     "nothing of it (--rpc-url)", "headers": _RATE_HEADERS,
+                                      "content": _either("SolverWindow", "OnChainSolver")},
                               "400": _problem("a parameter is malformed"),
-                              "404": _problem("no executions of this solver in the window"), **_LIMITED}}},
+                              "404": _problem("no executions of this solver in the window"), **_NODE,
+                              **_LIMITED}}},
             "/api/v1/stats/status": {"get": {
                 "operationId": "statusStats", "summary": "Intents by status over a window, per contract",
                 "parameters": [_WINDOW, _query("contract", "only this Verifier", _ACCOUNT)],
@@ -118,10 +136,12 @@ def document() -> dict[str, Any]:
             "/api/v1/ws": {"get": {
                 "operationId": "liveUpdates", "summary": "Live intent updates (WebSocket upgrade)",
                 "description": 'Send {"type": "subscribe" | "unsubscribe", "intent_hash": H} or {..., "account": A} '
-                               '(optionally "since_height": N to replay changes above N); receive subscribed, '
-                               'unsubscribed, error and intent_update messages {type, intent_hash, status, details '
-                               '(an Intent), block_height, seq, timestamp}, seq counting every message of the '
-                               'connection. Close codes: 1008 policy (too many subscriptions or invalid messages), '
+                               '(optionally "since_height": N to replay changes above N, or, as the first message '
+                               'of a new connection, "session": S and "since_seq": N to resume a session after the '
+                               'last seq received); receive subscribed and unsubscribed (with the session id), '
+                               'error (code resume_failed for a resume that cannot be served) and intent_update '
+                               'messages {type, intent_hash, status, details (an Intent), block_height, seq, '
+                               'timestamp}, seq counting every message of the session. Close codes: 1008 policy (too many subscriptions or invalid messages), '
                                '1009 message too big, 1011 internal error, 1001 server shutting down.',
                 "responses": {"101": {"description": "switching to the WebSocket protocol"},
                               "400": _problem("not a WebSocket upgrade"), **_LIMITED}}},
