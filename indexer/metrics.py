@@ -89,8 +89,9 @@ BUILD_INFO = Gauge("near_intents_build_info", "Always 1; the running version as 
 # exporter registers its counters here; the store cannot import the exporter (data flows one way).
 COMMITTED_ROWS_OBSERVERS: list = []
 
-# Metrics that change only when a background loop refreshes them (the rollup gauges) are rendered
-# to text once per refresh, not at every scrape: each callable returns its latest rendering.
+# Metrics that change only at known moments (the committed-row counters at a commit, the rollup
+# gauges at a refresh) are rendered to text then, not at every scrape: each callable returns its
+# latest rendering.
 SNAPSHOTS: list[Callable[[], bytes]] = []
 
 

@@ -8,6 +8,7 @@ rollups until the lease is free or expired; ``intents-indexer rollup`` refuses t
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
@@ -26,14 +27,21 @@ class RollupLease:
         self.lease: Lease | None = None
         self._store: Any = None
         self._refused_by: str | None = None
+        self._renewed_at = 0.0  # time.monotonic() of the last write of the lease
 
     def hold(self, store: Any) -> None:
-        """Take or renew the lease on ``store``; LeaseError while another process holds it."""
+        """Take or renew the lease on ``store``; LeaseError while another process holds it.
+
+        Called before every step of every job: a lease written less than a third of its TTL ago
+        still has two thirds to run, so it is renewed only then (not one write per job and step)."""
         if self.lease is not None and self._store is store:
-            self.lease.renew()
+            if time.monotonic() - self._renewed_at >= self.ttl / 3:
+                self.lease.renew()
+                self._renewed_at = time.monotonic()
             return
         self.lease = Lease.acquire(store, StreamState(ROLLUPS, end_height=0), ttl=self.ttl, settle=self.settle)
         self._store = store
+        self._renewed_at = time.monotonic()
         if self._refused_by is not None:
             log.info("took the rollup lease; rolling up", after=self._refused_by)
             self._refused_by = None
