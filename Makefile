@@ -9,6 +9,7 @@
 #   ARGS         extra arguments for `intents-indexer run`
 #   STORE        store DSN for `make run` (default: $INDEXER_STORE, else chdb://./data)
 #   PYTEST_ARGS  extra arguments for pytest, e.g. PYTEST_ARGS="-k lake -x"
+#   TEST_WORKERS pytest-xdist worker processes (default auto: one per core; 0 runs in this process)
 #   BENCH        benchmark names to run, e.g. BENCH=decode or BENCH="decode s3_source" (default: all)
 #   BENCH_ARGS   extra arguments for the benchmark scripts, e.g. make bench BENCH=decode BENCH_ARGS="--rounds 5"
 #   PYTHON       interpreter used to create the virtualenv (default python3, 3.11 or newer)
@@ -19,6 +20,7 @@ VENV        ?= .venv
 STORE       ?= $(or $(INDEXER_STORE),chdb://./data)
 ARGS        ?=
 PYTEST_ARGS ?=
+TEST_WORKERS ?= auto
 BENCH       ?=
 BENCH_ARGS  ?=
 PIP_FLAGS   ?= --disable-pip-version-check --progress-bar off
@@ -84,8 +86,10 @@ test-deps:
 		fi; \
 	fi
 
+# --dist loadfile keeps each test module on one worker: a module's fixtures (a simulated lake, the
+# clean run its kill -9 tests compare against) are then built once, not once per worker.
 test: $(STAMP_TEST) test-deps
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP_BENCH)
 	@set -e; ran=0; \
