@@ -230,3 +230,34 @@ def test_two_stores_one_path_are_isolated_by_database(chdb_store_path: Path) -> 
     a.insert_rows("blocks", COLUMNS["blocks"], [[1, "h", "p", 1, "", 0, []]])
     assert a.scalar(f"SELECT count() FROM {a.table('blocks')}") == 1
     assert b.scalar(f"SELECT count() FROM {b.table('blocks')}") == 0
+
+
+def test_reads_of_two_threads_run_at_once(store: Store) -> None:
+    """A read does not wait for another thread's read: the second thread sees the first one's
+    query running. (With one shared connection it could only look once the first had finished.)"""
+    import threading
+
+    marker = f"slow_read_{uuid.uuid4().hex[:8]}"
+    slow = threading.Thread(target=store.query, args=(f"SELECT sleepEachRow(0.1) AS {marker} FROM numbers(20)",))
+    slow.start()
+    seen = 0
+    while slow.is_alive() and not seen:
+        seen = int(store.scalar(f"SELECT count() FROM system.processes WHERE query LIKE '%AS {marker} FROM%' "
+                                "AND query NOT LIKE '%system.processes%'"))
+    slow.join()
+    assert seen == 1
+
+
+def test_read_connections_are_bounded_and_closed(chdb_store_path: Path) -> None:
+    import threading
+
+    s = Store(f"chdb://{chdb_store_path}", database=f"t_{uuid.uuid4().hex[:12]}", readers=2)
+    threads = [threading.Thread(target=s.query, args=("SELECT sleepEachRow(0.05) FROM numbers(4)",))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 <= len(s._readers) <= 2
+    s.close()
+    assert s._readers == [] and s._idle_readers == []

@@ -1,8 +1,16 @@
-"""One connection to ClickHouse: embedded chDB (``chdb://PATH``) or a server (``http(s)://...``)."""
+"""The connection to ClickHouse: embedded chDB (``chdb://PATH``) or a server (``http(s)://...``).
+
+Statements that write go through one connection, one at a time. Reads (``query``, ``scalar``)
+take a connection of their own from a small pool, so the API's lookups from several threads run
+at once (chDB runs queries of several connections in parallel) instead of queueing behind each
+other and behind the writer.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,13 +48,18 @@ def redact(dsn: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+READERS = 4  # read connections at most: the API's lookups in parallel, on a 2-4 core host
+
+
 class Store:
     """Thin, thread-safe wrapper: fully-qualified table names, JSON column inserts."""
 
-    def __init__(self, dsn: str, database: str = "near_intents", cluster: str | None = None):
+    def __init__(self, dsn: str, database: str = "near_intents", cluster: str | None = None,
+                 readers: int = READERS):
         import clickhouse_connect
 
         connect_dsn, db_in_dsn = parse_dsn(dsn)
+        self._connect_dsn = connect_dsn
         self.dsn = redact(dsn)  # what messages and `status` show
         self.database = db_in_dsn or database
         self.embedded = connect_dsn.startswith("chdb://")
@@ -62,6 +75,11 @@ class Store:
                 raise StoreError(f"cannot open store {self.dsn}: {path} cannot be a data folder ({exc.strerror}); "
                                  "point --store at a folder (chdb://PATH)") from None
         self._lock = threading.RLock()
+        # Read connections are opened when concurrent reads first need them, and kept.
+        self._read_slots = threading.BoundedSemaphore(max(1, readers))
+        self._idle_readers: list[Any] = []
+        self._readers: list[Any] = []
+        self._pool_lock = threading.Lock()
         try:
             self.client = clickhouse_connect.get_client(dsn=connect_dsn)
         except Exception as exc:
@@ -94,9 +112,31 @@ class Store:
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None,
               settings: dict[str, Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-        with self._lock:
-            result = self.client.query(sql, parameters=parameters, settings=settings)
+        with self._reader() as client:
+            result = client.query(sql, parameters=parameters, settings=settings)
         return list(result.column_names), result.result_rows
+
+    @contextmanager
+    def _reader(self) -> Iterator[Any]:
+        """A read connection for this thread alone (at most ``readers`` at once; others wait)."""
+        with self._read_slots:
+            with self._pool_lock:
+                client = self._idle_readers.pop() if self._idle_readers else None
+            if client is None:
+                client = self._open_reader()
+            try:
+                yield client
+            finally:
+                with self._pool_lock:
+                    self._idle_readers.append(client)
+
+    def _open_reader(self) -> Any:
+        import clickhouse_connect
+
+        client = clickhouse_connect.get_client(dsn=self._connect_dsn)
+        with self._pool_lock:
+            self._readers.append(client)
+        return client
 
     def scalar(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         _, rows = self.query(sql, parameters)
@@ -143,10 +183,13 @@ class Store:
         )
 
     def close(self) -> None:
-        try:
-            self.client.close()
-        except Exception:  # closing must never mask the error that led here
-            pass
+        with self._pool_lock:
+            clients, self._readers, self._idle_readers = [*self._readers, self.client], [], []
+        for client in clients:
+            try:
+                client.close()
+            except Exception:  # closing must never mask the error that led here
+                pass
 
 
 def _is_connection_error(exc: BaseException) -> bool:
