@@ -1,6 +1,6 @@
 """API throughput and latency, and WebSocket push latency, on one machine.
 
-    python benchmarks/api.py [--intents 20000] [--seconds 10] [--subscribers 1000]
+    python benchmarks/api.py [--intents 20000] [--seconds 10] [--subscribers 1000] [--commits 10]
 
 The API runs in a child process (the embedded store allows one process per path) with
 --intents intents stored; this process is the load generator (aiohttp, real TCP on loopback):
@@ -11,7 +11,8 @@ The API runs in a child process (the embedded store allows one process per path)
    its planned time): by default 70 % cached hashes, 20 % hashes not looked up before (--fresh,
    from the store), 10 % list pages (--lists, from the store) -> p50/p99 latency;
 3. --subscribers WebSocket clients subscribed to one intent; the child commits a change to it
-   and prints when; each client notes when its push arrived -> p50/p99/max of (push - commit).
+   --commits times, at random moments, and prints when; each client notes when each push arrived
+   -> p50/p99/max of (push - commit) over every push.
 
 Rate limits are set out of the way. Prints one line per figure.
 """
@@ -127,8 +128,9 @@ async def _mixed(session, base: str, rate: float, seconds: float, intents: int, 
     return latencies
 
 
-async def _ws(session, base: str, child: subprocess.Popen[str], subscribers: int) -> list[float]:  # type: ignore[no-untyped-def]
-    sockets, waits = [], []
+async def _ws(session, base: str, child: subprocess.Popen[str], subscribers: int, commits: int  # type: ignore[no-untyped-def]
+              ) -> list[float]:
+    sockets = []
 
     async def arrival(ws) -> float:  # type: ignore[no-untyped-def]
         # Reading from the start also answers the server's heartbeat pings.
@@ -142,15 +144,18 @@ async def _ws(session, base: str, child: subprocess.Popen[str], subscribers: int
         assert (await ws.receive_json())["type"] == "subscribed"
         await ws.receive_json()  # the current state
         sockets.append(ws)
-        waits.append(asyncio.create_task(arrival(ws)))
     assert child.stdin is not None and child.stdout is not None
-    child.stdin.write("commit\n")
-    child.stdin.flush()
-    committed = json.loads(await asyncio.to_thread(child.stdout.readline))["committed_at"]
-    arrived = await asyncio.gather(*waits)
+    rng, delays = random.Random(3), []
+    for _ in range(commits):  # at random moments, so commits fall anywhere between two feed reads
+        await asyncio.sleep(rng.uniform(0.2, 0.6))
+        waits = [asyncio.create_task(arrival(ws)) for ws in sockets]
+        child.stdin.write("commit\n")
+        child.stdin.flush()
+        committed = json.loads(await asyncio.to_thread(child.stdout.readline))["committed_at"]
+        delays += [a - committed for a in await asyncio.gather(*waits)]
     for ws in sockets:
         await ws.close()
-    return [a - committed for a in arrived]
+    return delays
 
 
 async def _bench(base: str, child: subprocess.Popen[str], args: argparse.Namespace) -> None:
@@ -167,8 +172,9 @@ async def _bench(base: str, child: subprocess.Popen[str], args: argparse.Namespa
         print(f"mixed lookups at 500 req/s for {args.seconds:g} s ({args.fresh:.0%} uncached hashes, "
               f"{args.lists:.0%} list pages): p50 {_pct(lat, .5) * 1e3:.1f} ms, "
               f"p99 {_pct(lat, .99) * 1e3:.1f} ms, max {max(lat) * 1e3:.1f} ms ({len(lat)} requests)")
-        push = await _ws(session, base, child, args.subscribers)
-        print(f"websocket: {args.subscribers} subscribers, commit -> push p50 {_pct(push, .5) * 1e3:.0f} ms, "
+        push = await _ws(session, base, child, args.subscribers, args.commits)
+        print(f"websocket: {args.subscribers} subscribers x {args.commits} commits, commit -> push "
+              f"p50 {_pct(push, .5) * 1e3:.0f} ms, "
               f"p99 {_pct(push, .99) * 1e3:.0f} ms, max {max(push) * 1e3:.0f} ms")
 
 
@@ -177,6 +183,7 @@ def main() -> None:
     parser.add_argument("--intents", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--commits", type=int, default=10, help="commits pushed to the subscribers, one at a time")
     parser.add_argument("--fresh", type=float, default=0.2, help="share of lookups of intents not cached yet")
     parser.add_argument("--lists", type=float, default=0.1, help="share of list pages (uncached)")
     parser.add_argument("--serve", nargs=3, metavar=("PATH", "PORT", "INTENTS"), help=argparse.SUPPRESS)

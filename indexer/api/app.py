@@ -426,7 +426,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _invalidation_ctx(app: web.Application) -> AsyncIterator[None]:
     from indexer.api.fanout import follow
 
-    task = asyncio.create_task(follow(app[STORE], app[CACHE], app[HUB], app.get(REDIS)))
+    task = asyncio.create_task(follow(app[STORE], app[CACHE], app[HUB], app.get(REDIS),
+                                      interval=app[SETTINGS].api_feed_interval))
     yield
     task.cancel()
     try:

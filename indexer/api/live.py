@@ -76,11 +76,16 @@ class Connection:
     detached_at: float | None = None
 
     async def send(self, message: dict[str, Any]) -> None:
+        await self.send_encoded(orjson.dumps(message).decode())
+
+    async def send_encoded(self, body: str) -> None:
+        """Send a JSON object (``body``, encoded) with this session's next ``seq`` added: a push
+        to many sessions encodes the message once."""
         # One sender at a time, so seq order is send order. Every message is journaled before it
         # is sent: one lost with the connection is replayed on resume.
         async with self.lock:
             self.seq += 1
-            text = orjson.dumps({**message, "seq": self.seq}).decode()
+            text = f'{body[:-1]},"seq":{self.seq}}}' if len(body) > 2 else f'{{"seq":{self.seq}}}'
             self._journal(text)
             if self.ws is not None:
                 await self.ws.send_str(text)
@@ -163,13 +168,14 @@ class Hub:
             intent = await asyncio.to_thread(queries.get_intent, self.store, intent_id, contract)
             if intent is None:
                 continue
+            body = orjson.dumps(update_message(intent)).decode()
             for conn in list(self.connections):
                 if intent_id in conn.hashes or conn.accounts.intersection(intent.accounts):
-                    await self._push(conn, intent)
+                    await self._push(conn, body)
 
-    async def _push(self, conn: Connection, intent: Intent) -> None:
+    async def _push(self, conn: Connection, body: str) -> None:
         try:
-            await conn.send(update_message(intent))
+            await conn.send_encoded(body)
             metrics.WS_PUSHES.inc()
         except (ConnectionError, RuntimeError):
             pass  # closing: the message is journaled, and its handler detaches the session
