@@ -222,9 +222,9 @@ class Settings(BaseSettings):
     api_local_cache_ttl: float = Field(2.0, ge=0, description="seconds an intent stays in the in-process cache "
                                                               "(0: no in-process cache)")
     api_local_cache_size: int = Field(10_000, ge=1, description="intents the in-process cache holds at most")
-    api_feed_interval: float = Field(0.05, gt=0, le=10, description="seconds between reads of the commits feed: at "
-                                                                 "most this long after a commit, its changes are "
-                                                                 "evicted from the caches and pushed over WebSocket")
+    api_feed_interval: float = Field(0.05, gt=0, description="seconds between reads of the commits feed: at most "
+                                                            "this long after a commit, its changes are evicted "
+                                                            "from the caches and pushed over WebSocket")
     api_read_limit: str = Field("100/minute", description="rate limit of reads per client (IP or API key), in the "
                                                           "`limits` notation: 10/second, 100/minute, 20/15 minutes")
     api_validate_limit: str = Field("20/15 minutes", description="rate limit of POST /api/v1/intents/validate per "

@@ -240,3 +240,18 @@ def test_the_journal_keeps_the_newest_messages_within_its_bound() -> None:
     assert kept == list(range(8 - len(kept) + 1, 9)) and 1 <= len(kept) < 8
     assert conn.replayable(8) and conn.replayable(kept[0] - 1) and not conn.replayable(kept[0] - 2)
     assert not conn.replayable(9)
+
+
+def test_a_commit_of_this_process_is_pushed_without_waiting_for_the_next_feed_read(store, serve) -> None:  # type: ignore[no-untyped-def]
+    # The API inside the daemon (run --api-port) shares its Store: writing a stream's state wakes
+    # the feed follower, so the push does not wait out --api-feed-interval (an hour here).
+    _index(store, 1, 10, "w1", "pending")
+    api = serve(store, api_feed_interval=3600)
+    ws = WsClient(api)
+    ws.send({"type": "subscribe", "intent_hash": "w1"})
+    assert ws.receive()["type"] == "subscribed"
+    assert ws.receive()["status"] == "pending"
+    _index(store, 2, 11, "w1", "verified")
+    pushed = ws.receive(timeout=60)
+    ws.close()
+    assert (pushed["type"], pushed["status"], pushed["block_height"]) == ("intent_update", "verified", 11)

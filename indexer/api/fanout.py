@@ -41,9 +41,11 @@ async def follow(store: Store, cache: IntentCache, hub: Hub, redis: Redis | None
         await invalidate.follow_commits(store, cache, hub.changed, interval)
         return
     listener = asyncio.create_task(_listen(redis.url, cache, hub))
+    wakeup = invalidate.Wakeup(store)
     try:
-        await _lead(store, cache, hub, redis, interval, lease)
+        await _lead(store, cache, hub, redis, interval, lease, wakeup)
     finally:
+        wakeup.close()
         listener.cancel()
         try:
             await listener
@@ -55,7 +57,8 @@ def _keys(pairs: list[tuple[str, str]]) -> list[str]:
     return [k for contract, i in pairs for k in (f"/{i}", f"{contract}/{i}")]
 
 
-async def _lead(store: Store, cache: IntentCache, hub: Hub, redis: Redis, interval: float, lease: float) -> None:
+async def _lead(store: Store, cache: IntentCache, hub: Hub, redis: Redis, interval: float, lease: float,
+                wakeup: invalidate.Wakeup) -> None:
     me = uuid.uuid4().hex
     lead_cursor: dict[str, int] | None = None
     local_cursor: dict[str, int] | None = None
@@ -95,7 +98,7 @@ async def _lead(store: Store, cache: IntentCache, hub: Hub, redis: Redis, interv
             raise
         except Exception as exc:  # a store hiccup must not end the loop
             log.warning("following commits failed; retrying", error=str(exc).strip()[:300])
-        await asyncio.sleep(interval)
+        await wakeup.sleep(interval)
 
 
 async def _claim(r: Any, me: str, lease_ms: int) -> bool:

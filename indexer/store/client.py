@@ -9,7 +9,7 @@ other and behind the writer.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,7 @@ class Store:
         self._idle_readers: list[Any] = []
         self._readers: list[Any] = []
         self._pool_lock = threading.Lock()
+        self._write_observers: list[Callable[[str], None]] = []
         try:
             self.client = clickhouse_connect.get_client(dsn=connect_dsn)
         except Exception as exc:
@@ -159,12 +160,27 @@ class Store:
                 with self._lock:
                     self.client.raw_insert(self.table(table), list(columns), data, fmt="JSONCompactColumns",
                                            settings=settings)
+                self._written(table)
                 return
             except Exception as exc:
                 if attempt == 2 or self.embedded or not dedup_token or not _is_connection_error(exc):
                     raise
                 log.warning("insert failed on the connection; retrying it with the same deduplication token",
                             table=table, error=str(exc))
+
+    def observe_writes(self, observer: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``observer(table)`` after every insert through this Store (in the inserting thread;
+        it must not block); returns the function that stops it. The API's feed follower uses it
+        to read the commits feed at once when this process commits (``run --api-port``)."""
+        self._write_observers.append(observer)
+        return lambda: self._write_observers.remove(observer) if observer in self._write_observers else None
+
+    def _written(self, table: str) -> None:
+        for observer in list(self._write_observers):
+            try:
+                observer(table)
+            except Exception as exc:  # an observer must never fail a write that succeeded
+                log.warning("write observer failed", table=table, error=str(exc))
 
     def now_us(self) -> int:
         """The store's clock, in microseconds: leases are measured by it, never by this host's."""
