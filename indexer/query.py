@@ -38,7 +38,7 @@ def _use_database(store: Store) -> None:
     database that does not exist yet leaves the server's default (fully-qualified names still work)."""
     exists = store.scalar("SELECT count() FROM system.databases WHERE name = {db:String}", {"db": store.database})
     if exists:
-        store.client.database = store.database
+        store.use_database(store.database)
 
 
 def _cell(v: Any) -> Any:

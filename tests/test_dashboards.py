@@ -102,7 +102,7 @@ RUN = """
 import json, sys
 from indexer.store.client import Store
 s = Store(sys.argv[1])
-s.client.database = s.database  # as the datasource's defaultDatabase: panels name tables unqualified
+s.use_database(s.database)  # as the datasource's defaultDatabase: panels name tables unqualified
 out = []
 for sql in json.loads(sys.stdin.read()):
     cols, rows = s.query(sql)

@@ -51,6 +51,7 @@ def redact(dsn: str) -> str:
 READERS = 4  # read connections at most: the API's lookups in parallel, on a 2-4 core host
 
 
+
 class Store:
     """Thin, thread-safe wrapper: fully-qualified table names, JSON column inserts."""
 
@@ -81,6 +82,7 @@ class Store:
         self._readers: list[Any] = []
         self._pool_lock = threading.Lock()
         self._write_observers: list[Callable[[str], None]] = []
+        self._session_database: str | None = None  # what unqualified table names mean (use_database)
         try:
             self.client = clickhouse_connect.get_client(dsn=connect_dsn)
         except Exception as exc:
@@ -136,8 +138,18 @@ class Store:
 
         client = clickhouse_connect.get_client(dsn=self._connect_dsn)
         with self._pool_lock:
+            if self._session_database is not None:
+                client.database = self._session_database
             self._readers.append(client)
         return client
+
+    def use_database(self, name: str) -> None:
+        """Let unqualified table names in this Store's statements mean the tables of ``name``
+        (the project's own SQL always qualifies them; a user's ``query`` or a dashboard's may not)."""
+        with self._pool_lock:
+            self._session_database = name
+            for client in [self.client, *self._readers]:
+                client.database = name
 
     def scalar(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         _, rows = self.query(sql, parameters)
