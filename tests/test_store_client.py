@@ -261,3 +261,14 @@ def test_read_connections_are_bounded_and_closed(chdb_store_path: Path) -> None:
     assert 1 <= len(s._readers) <= 2
     s.close()
     assert s._readers == [] and s._idle_readers == []
+
+
+def test_the_server_config_carries_the_embedded_scheduling_options() -> None:
+    import xml.etree.ElementTree as ET
+
+    from indexer.store.client import CHDB_OPTIONS
+
+    root = ET.parse(Path(__file__).parents[1] / "deploy/clickhouse/config.d/mutations.xml").getroot()
+    assert {e.tag: e.text for e in root} == CHDB_OPTIONS
+    compose = (Path(__file__).parents[1] / "docker-compose.yml").read_text()
+    assert "./deploy/clickhouse/config.d/mutations.xml:/etc/clickhouse-server/config.d/mutations.xml:ro" in compose
