@@ -55,7 +55,7 @@ READERS = 4  # read connections at most: the API's lookups in parallel, on a 2-4
 # its scheduler pauses between parts (0.1 s, plus up to 1 s at random once it found nothing to
 # do): a DELETE on a table of 20 parts took 2.3-2.7 s; with these, 0.08-0.14 s. Idle, the
 # scheduler's extra wake-ups cost about 5 ms of CPU a second (40 tables). A ClickHouse server
-# takes the same keys in its config.xml (README "Running on a ClickHouse server").
+# takes the same keys in its config.xml (README "Pointing it at a ClickHouse server").
 CHDB_OPTIONS = {
     "background_processing_pool_thread_sleep_seconds_if_nothing_to_do": "0.001",
     "background_processing_pool_thread_sleep_seconds_random_part": "0",
