@@ -213,10 +213,6 @@ class Store:
         """The store's clock, in microseconds: leases are measured by it, never by this host's."""
         return int(self.scalar("SELECT toUnixTimestamp64Micro(now64(6))"))
 
-    def locked(self) -> threading.RLock:
-        """Hold this to run several statements with no other thread of this process in between."""
-        return self._lock
-
     def table_exists(self, name: str) -> bool:
         return bool(
             self.scalar(
