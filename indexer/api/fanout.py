@@ -34,9 +34,9 @@ LEADER = "near_intents:api:feed_leader"
 CURSOR = "near_intents:api:feed_cursor"
 
 
-async def follow(store: Store, cache: IntentCache, hub: Hub, redis: Redis | None, interval: float = 0.25,
+async def follow(store: Store, cache: IntentCache, hub: Hub, redis: Redis | None, interval: float,
                  lease: float = 3.0) -> None:
-    """Run until cancelled."""
+    """Run until cancelled, reading the feed every ``interval`` seconds (``--api-feed-interval``)."""
     if redis is None:
         await invalidate.follow_commits(store, cache, hub.changed, interval)
         return

@@ -50,8 +50,8 @@ class Wakeup:
         self._event.clear()
 
 
-async def follow_commits(store: Store, cache: IntentCache, on_change: OnChange | None = None,
-                         interval: float = 0.25) -> None:
+async def follow_commits(store: Store, cache: IntentCache, on_change: OnChange | None,
+                         interval: float) -> None:
     """Run until cancelled; a store that does not answer is retried at the next tick.
     ``on_change`` gets the (contract, intent id) pairs of each committed batch, after eviction."""
     cursor: dict[str, int] | None = None
